@@ -1,0 +1,40 @@
+/** buildApp: the Fastify instance with its plugins and routes, in a visible order. Never listens. */
+import Fastify, { type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Config } from './config.js'
+import errorHandler from './plugins/error-handler.js'
+import swaggerPlugin from './plugins/swagger.js'
+import corePlugin from './plugins/core.js'
+import legacyRoutes from './routes/legacy.js'
+import healthRoutes from './routes/health.js'
+import auditRoutes from './routes/audit.js'
+import type { CommandRunner } from './services/semantic-checks.js'
+
+export interface AppDeps {
+  config: Config
+  logger?: FastifyServerOptions['logger']
+  /** Overrides the database file (tests pass ':memory:'). */
+  dbPath?: string
+  /** Runs semantic-check executables (drivers/runner.ts in production). */
+  runner?: CommandRunner
+}
+
+export async function buildApp (deps: AppDeps) {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    ajv: { customOptions: { removeAdditional: false } },
+    requestTimeout: 0,
+    bodyLimit: 1024 * 1024,
+    disableRequestLogging: false
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  await app.register(errorHandler)
+  await app.register(swaggerPlugin, { ui: deps.config.MPATCH_DOCS })
+  await app.register(corePlugin, { config: deps.config, dbPath: deps.dbPath, runner: deps.runner })
+  await app.register(healthRoutes)
+  await app.register(auditRoutes, { prefix: '/api/v1' })
+  await app.register(legacyRoutes)
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

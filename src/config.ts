@@ -1,0 +1,58 @@
+/** Service configuration: environment variables, validated once at start. */
+import path from 'node:path'
+import envSchema from 'env-schema'
+import { Type, type Static } from 'typebox'
+
+/** Release names (sw_version) are used in paths and argv: keep them to a safe alphabet. */
+export const RELEASE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+
+export const ConfigSchema = Type.Object({
+  MPATCH_HOST: Type.String({ default: '127.0.0.1', description: 'Address of the local (unauthenticated) listener' }),
+  MPATCH_PORT: Type.Integer({ default: 5487, minimum: 0, maximum: 65535, description: 'Port of the local listener' }),
+  MPATCH_DATA_DIR: Type.String({ default: './var', minLength: 1, description: 'Folder for the SQLite database, the content store and temp files' }),
+  MPATCH_SW_VERSION: Type.String({ default: '22.12', pattern: RELEASE_PATTERN, description: 'The running release' }),
+  MPATCH_TRUST_DIR: Type.String({ default: '', description: 'Folder of PEM certificates / public keys trusted for signature.v2 (default <data dir>/trust)' }),
+  MPATCH_ALLOW_UNSIGNED: Type.Boolean({ default: false, description: 'Accept patches without signature.v2 (development only; logged)' }),
+  MPATCH_MAX_UPLOAD_BYTES: Type.Integer({ default: 4 * 1024 ** 3, minimum: 1024, description: 'Largest accepted upload' }),
+  MPATCH_LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino log level' }),
+  MPATCH_SEMANTIC_CHECKS: Type.Boolean({ default: false, description: 'Run the pre-apply/pre-remove semantic checks carried by patches' }),
+  MPATCH_SEMANTIC_TIMEOUT_S: Type.Integer({ default: 60, minimum: 1, description: 'Time limit of one semantic check' }),
+  MPATCH_DOCS: Type.Boolean({ default: true, description: 'Serve Swagger UI at /docs' })
+})
+
+export type RawConfig = Static<typeof ConfigSchema>
+
+/** The validated configuration with derived absolute paths. */
+export interface Config extends RawConfig {
+  dataDir: string
+  trustDir: string
+  dbPath: string
+  contentDir: string
+  tmpDir: string
+}
+
+/** Reads and validates the configuration; throws with a readable message on bad input. */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  const raw = envSchema<RawConfig>({ schema: ConfigSchema, data: env, dotenv: false })
+  return resolveConfig(raw)
+}
+
+/** Completes a raw configuration with the paths derived from it. */
+export function resolveConfig (raw: RawConfig): Config {
+  const dataDir = path.resolve(raw.MPATCH_DATA_DIR)
+  return {
+    ...raw,
+    dataDir,
+    trustDir: raw.MPATCH_TRUST_DIR === '' ? path.join(dataDir, 'trust') : path.resolve(raw.MPATCH_TRUST_DIR),
+    dbPath: path.join(dataDir, 'multios-patch.db'),
+    contentDir: path.join(dataDir, 'content'),
+    tmpDir: path.join(dataDir, 'tmp')
+  }
+}
+
+/** Defaults for every key, for tests and tooling. */
+export function defaultConfig (overrides: Partial<RawConfig> = {}): Config {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(overrides)) env[k] = String(v)
+  return loadConfig(env)
+}

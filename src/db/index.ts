@@ -1,0 +1,30 @@
+/** Opens the database, migrates it and builds every repository. */
+import { openDatabase, type Db } from './open.js'
+import { migrate } from './migrate.js'
+import { createPatchesRepo } from './patches.js'
+import { createReleasesRepo } from './releases.js'
+import { createAppDependenciesRepo } from './app-dependencies.js'
+import { createAuditRepo } from './audit.js'
+
+export function createRepos (db: Db) {
+  return {
+    patches: createPatchesRepo(db),
+    releases: createReleasesRepo(db),
+    appDependencies: createAppDependenciesRepo(db),
+    audit: createAuditRepo(db)
+  }
+}
+
+export type Repos = ReturnType<typeof createRepos>
+
+/** Opens `file`, applies pending migrations and returns the handle with its repositories. */
+export function openStore (file: string): { db: Db, repos: Repos, migrated: string[] } {
+  const db = openDatabase(file)
+  try {
+    const migrated = migrate(db)
+    return { db, repos: createRepos(db), migrated }
+  } catch (err) {
+    db.close()
+    throw err
+  }
+}

@@ -1,0 +1,40 @@
+/** Opens the database and the content store, builds the services and decorates them app-wide. */
+import fp from 'fastify-plugin'
+import { mkdir } from 'node:fs/promises'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { Config } from '../config.js'
+import { openStore, type Repos } from '../db/index.js'
+import type { Db } from '../db/open.js'
+import { createContentStore, type ContentStore } from '../store/content.js'
+import { createPatchService, type PatchService } from '../services/patches.js'
+import type { CommandRunner } from '../services/semantic-checks.js'
+
+export interface Core {
+  config: Config
+  db: Db
+  repos: Repos
+  store: ContentStore
+  patches: PatchService
+}
+
+declare module 'fastify' {
+  interface FastifyInstance { core: Core }
+}
+
+export interface CorePluginOptions { config: Config, dbPath?: string, runner?: CommandRunner }
+
+export default fp(async function corePlugin (app: FastifyInstance, opts: CorePluginOptions) {
+  const { config } = opts
+  await mkdir(config.dataDir, { recursive: true })
+  await mkdir(config.contentDir, { recursive: true })
+  await mkdir(config.tmpDir, { recursive: true, mode: 0o700 })
+  const { db, repos, migrated } = openStore(opts.dbPath ?? config.dbPath)
+  for (const f of migrated) app.log.info({ migration: f }, 'applied migration')
+  app.addHook('onClose', async () => { db.close() })
+  const store = createContentStore(config.contentDir, config.tmpDir)
+  const patches = createPatchService({ config, db, repos, store, log: app.log as unknown as Logger, runner: opts.runner })
+  const swept = await patches.init()
+  if (swept.tmp > 0 || swept.orphans > 0) app.log.info(swept, 'removed leftovers of an earlier run')
+  app.decorate('core', { config, db, repos, store, patches })
+}, { name: 'core' })
