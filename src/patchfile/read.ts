@@ -1,5 +1,5 @@
 /** Reads a .patch in one streaming pass: gunzip → outer tar → nested inner tars → workDir, then verifies and validates. */
-import { createHash, type Hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { constants as fsc, createReadStream } from 'node:fs'
 import { mkdir, open, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
