@@ -24,8 +24,7 @@ export async function buildApp (deps: AppDeps) {
     logger: deps.logger ?? false,
     ajv: { customOptions: { removeAdditional: false } },
     requestTimeout: 0,
-    bodyLimit: 1024 * 1024,
-    disableRequestLogging: false
+    bodyLimit: 1024 * 1024
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   await app.register(errorHandler)

@@ -149,12 +149,14 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
       handler: async (request, reply) => await reply.redirect(`${prefix}/`, 302)
     })
     for (const url of [`${prefix}/`, `${prefix}/index`, `${prefix}/index/`]) {
-      app.route({
-        method: ['GET', 'POST'],
-        url,
-        schema: { hide: !(prefix === '/v1' && url === '/v1/'), tags: ['legacy'], summary: 'All patches (unfiltered query)', operationId: 'index', response: { 200: QueryResponse, 500: LegacyFault } },
-        handler: async () => patches.query({})
-      })
+      for (const method of ['GET', 'POST'] as const) {
+        app.route({
+          method,
+          url,
+          schema: { hide: !(prefix === '/v1' && url === '/v1/'), tags: ['legacy'], summary: 'All patches (unfiltered query)', operationId: method === 'GET' ? 'index' : 'indexPost', response: { 200: QueryResponse, 500: LegacyFault } },
+          handler: async () => patches.query({})
+        })
+      }
     }
   }
 

@@ -1,24 +1,17 @@
 /** Package identity read from payload file names, used to pick the versions a commit keeps. */
 import { compareRpmVersions } from '../drivers/vercmp-rpm.js'
 import { compareDebVersions } from '../drivers/vercmp-deb.js'
+import { parseDebFileName, parseRpmFileName } from '../patchfile/ids.js'
 
 export interface FileIdentity { family: 'rpm' | 'deb', name: string, evr: string, arch: string }
 
-const RPM_RE = /^(?:(\d+):)?(.+)-([^-]+)-([^-]+)\.([^.]+)\.rpm$/
-const DEB_RE = /^([^_]+)_([^_]+)_([^_]+)\.deb$/
-
 /** `[epoch:]name-version-release.arch.rpm` or `name_version_arch.deb` → identity; null when neither. */
 export function identifyPackageFile (file: string): FileIdentity | null {
-  let m = RPM_RE.exec(file)
-  if (m !== null) {
-    const evr = `${m[1] !== undefined ? `${m[1]}:` : ''}${m[3]}-${m[4]}`
-    return { family: 'rpm', name: m[2], evr, arch: m[5] }
-  }
-  m = DEB_RE.exec(file)
-  if (m !== null) {
-    // Debian file names carry the epoch as %3a when they carry it at all.
-    return { family: 'deb', name: m[1], evr: decodeURIComponent(m[2]), arch: m[3] }
-  }
+  const r = parseRpmFileName(file)
+  if (r !== null) return { family: 'rpm', name: r.name, evr: `${r.epoch !== undefined ? `${r.epoch}:` : ''}${r.version}-${r.release}`, arch: r.arch }
+  const d = parseDebFileName(file)
+  // Debian file names carry an epoch as %3a when they carry it at all.
+  if (d !== null) return { family: 'deb', name: d.name, evr: decodeURIComponent(d.version), arch: d.arch }
   return null
 }
 

@@ -8,7 +8,8 @@ import type { Repos } from '../db/index.js'
 import type { Repostate, StoredFile, StoredPatch } from '../db/patches.js'
 import type { ContentStore } from '../store/content.js'
 import { isValidPatchId } from '../patchfile/ids.js'
-import { readPatch, PatchReadError, type ReadPatch } from '../patchfile/read.js'
+import { readPatch, PatchReadError, formatImportError, type ReadPatch } from '../patchfile/read.js'
+import { toLegacyContents, toLegacyPatchObject } from '../patchfile/metadata.js'
 import { loadTrustStore } from '../patchfile/trust.js'
 import type { PatchContents } from '../patchfile/types.js'
 import { computePatchStates, type Patchstate } from './patch-state.js'
@@ -65,38 +66,9 @@ function sameContents (a: PatchContents, b: PatchContents): boolean {
     JSON.stringify(a.swupd ?? null) === JSON.stringify(b.swupd ?? null)
 }
 
-/** `show` contents: package file names, or the OSTree / swupd object (D10). */
-export function legacyContents (c: PatchContents): string[] | Record<string, unknown> {
-  if (c.ostree !== undefined) {
-    const o: Record<string, unknown> = {
-      number_of_commits: c.ostree.numberOfCommits,
-      base: { commit: c.ostree.base.commit, checksum: c.ostree.base.checksum }
-    }
-    c.ostree.commits.forEach((cm, i) => { o[`commit${i + 1}`] = { commit: cm.commit, checksum: cm.checksum } })
-    return o
-  }
-  if (c.swupd !== undefined && c.rpm.length === 0 && c.deb.length === 0) {
-    return { swupd: { version: c.swupd.version, bundles: c.swupd.bundles } }
-  }
-  return [...c.rpm, ...c.deb]
-}
-
-/** Builds the legacy patch object; optional keys appear only when their element existed. */
+/** The legacy patch object: where it stands, then its metadata as spec 2.4 lists it. */
 export function legacyPatch (p: StoredPatch, patchstate: Patchstate): LegacyPatch {
-  const o: LegacyPatch = { repostate: p.repostate, patchstate, sw_version: p.swVersion }
-  const put = (k: string, v: string | undefined): void => { if (v !== undefined) o[k] = v }
-  put('status', p.status)
-  put('unremovable', p.unremovable)
-  put('summary', p.summary)
-  put('description', p.description)
-  put('install_instructions', p.installInstructions)
-  put('restart_script', p.restartScript)
-  put('warnings', p.warnings)
-  put('apply_active_release_only', p.applyActiveReleaseOnly)
-  o.reboot_required = p.rebootRequired
-  for (const [type, pkgs] of Object.entries(p.personalities)) o[`personality-${type}`] = [...pkgs]
-  o.requires = [...p.requires]
-  return o
+  return { repostate: p.repostate, patchstate, ...toLegacyPatchObject(p) }
 }
 
 /** Creates the patch service. Mutating calls run one at a time; reads never wait for them. */
@@ -206,8 +178,7 @@ export function createPatchService (deps: PatchServiceDeps) {
         })
       } catch (err) {
         if (err instanceof PatchReadError) {
-          if (err.kind === 'io') m.error += `Failed to import patch ${id}\n`
-          else m.error += `Patch validation failed for ${id}:\n${err.message}\n`
+          m.error += formatImportError(id, err)
           log.warn({ patch: id, reason: err.message }, 'patch import refused')
           return
         }
@@ -575,7 +546,7 @@ export function createPatchService (deps: PatchServiceDeps) {
           continue
         }
         metadata[id] = legacyPatch(p, patchstateOf(id))
-        contents[id] = legacyContents(p.contents)
+        contents[id] = toLegacyContents(p.contents)
       }
       return { metadata, contents, error }
     },

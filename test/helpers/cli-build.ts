@@ -1,0 +1,45 @@
+/** Builds test patches through the real `multios-patch patch build` code path. */
+import { expect } from 'vitest'
+import path from 'node:path'
+import { Writable } from 'node:stream'
+import { runPatchCommand } from '../../src/cli/patch.js'
+
+export interface CliPatch {
+  id: string
+  swVersion?: string
+  requires?: string[]
+  status?: string
+  unremovable?: 'Y' | 'N'
+  rebootRequired?: 'Y' | 'N'
+  applyActiveReleaseOnly?: boolean
+  summary?: string
+  files: string[]
+  key?: string
+  out?: string
+}
+
+function sink (): { stream: Writable, text: () => string } {
+  let text = ''
+  const stream = new Writable({ write (chunk, _enc, cb) { text += String(chunk); cb() } })
+  return { stream, text: () => text }
+}
+
+/** Runs `patch build` in-process; returns the .patch path (`<dir>/<id>.patch` unless `out` is given). */
+export async function cliBuild (dir: string, p: CliPatch): Promise<string> {
+  const out = p.out ?? path.join(dir, `${p.id}.patch`)
+  const args = ['build', '--id', p.id, '--sw-version', p.swVersion ?? '22.12']
+  for (const r of p.requires ?? []) args.push('--requires', r)
+  if (p.status !== undefined) args.push('--status', p.status)
+  if (p.unremovable !== undefined) args.push('--unremovable', p.unremovable)
+  if (p.rebootRequired !== undefined) args.push('--reboot-required', p.rebootRequired)
+  if (p.applyActiveReleaseOnly === true) args.push('--apply-active-release-only')
+  if (p.summary !== undefined) args.push('--summary', p.summary)
+  if (p.key !== undefined) args.push('--key', p.key)
+  args.push('-o', out, ...p.files)
+  const stdout = sink()
+  const stderr = sink()
+  const code = await runPatchCommand(args, { stdout: stdout.stream, stderr: stderr.stream })
+  expect(stderr.text(), `patch build ${p.id}`).toBe('')
+  expect(code).toBe(0)
+  return out
+}
