@@ -1,0 +1,273 @@
+/** Tests for package-file.ts: real packages built by dpkg-deb/rpmbuild agree with the tools, and garbage fails cleanly. */
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { execa } from 'execa'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  inspectDeb, inspectPackageFile, inspectRpm, PackageFileError, type PackageFileInfo
+} from '../../src/drivers/package-file.js'
+import { buildDeb, buildRpm, type DebSpec, type RpmSpec } from '../helpers/packages.js'
+
+const debSpecs: DebSpec[] = [
+  { name: 'hello-lab', version: '1.0-1' },
+  {
+    name: 'hello-lab',
+    version: '1:2.0~rc1-3',
+    arch: 'amd64',
+    depends: ['base-lab (>= 1.1)', 'a-lab | b-lab (<< 2:0)'],
+    provides: ['hello', 'greeter (= 2.0)'],
+    description: 'Greets the lab\nwith a longer text'
+  },
+  { name: 'tilde-lab', version: '1.0~rc1', compression: 'gzip', files: { 'usr/share/tilde-lab/a': 'a\n' } },
+  { name: 'plain-lab', version: '2.5+dfsg-1~bpo12+1', arch: 'amd64', compression: 'none' },
+  { name: 'epoch-lab', version: '3:0.1-0.1', postinst: 'echo hi' },
+  { name: 'long-lab', version: '10.0.0-1', depends: Array.from({ length: 40 }, (_, k) => `dep${k}-lab (>= ${k}.0)`) }
+]
+
+const rpmSpecs: RpmSpec[] = [
+  { name: 'hello-lab', version: '1.0', release: '1' },
+  {
+    name: 'hello-lab',
+    epoch: 2,
+    version: '1.0~rc1',
+    release: '1.el9',
+    arch: 'x86_64',
+    requires: ['base-lab >= 1.1', 'other-lab', 'exact-lab = 1:2-3', 'old-lab < 5', 'le-lab <= 4'],
+    provides: ['hello = 1.0'],
+    summary: 'Greets the lab'
+  },
+  { name: 'caret-lab', version: '1.0^git1', release: '1.fc40', files: { 'usr/share/caret-lab/a': 'a\n' } },
+  { name: 'zero-epoch-lab', epoch: 0, version: '2.0', release: '0~beta.1', arch: 'x86_64' },
+  { name: 'big-epoch-lab', epoch: 4294967, version: '0.1', release: '1' },
+  { name: 'many-lab', version: '3', release: '7', requires: Array.from({ length: 40 }, (_, k) => `dep${k}-lab >= ${k}.0`) }
+]
+
+let scratch: string
+let debs: string[]
+let rpms: string[]
+
+beforeAll(async () => {
+  scratch = await mkdtemp(path.join(tmpdir(), 'mpatch-pkgfile-'))
+  debs = await Promise.all(debSpecs.map((spec, k) => buildDeb(path.join(scratch, `deb${k}`), spec)))
+  rpms = await Promise.all(rpmSpecs.map((spec, k) => buildRpm(path.join(scratch, `rpm${k}`), spec)))
+})
+
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true })
+})
+
+const rpmEnv = () => ({ HOME: scratch, LC_ALL: 'C' })
+
+async function expectFileError (promise: Promise<unknown>, reason: string | RegExp): Promise<void> {
+  const err = await promise.then(() => null, (e: unknown) => e)
+  expect(err).toBeInstanceOf(PackageFileError)
+  if (typeof reason === 'string') expect((err as PackageFileError).reason).toBe(reason)
+  else expect((err as PackageFileError).reason).toMatch(reason)
+}
+
+/** Seeded xorshift32, so the garbage is the same on every run. */
+function prng (seed: number): () => number {
+  let s = seed >>> 0 || 1
+  return () => {
+    s ^= s << 13; s >>>= 0
+    s ^= s >>> 17
+    s ^= s << 5; s >>>= 0
+    return s / 4294967296
+  }
+}
+
+describe('inspectPackageFile on .deb files built by dpkg-deb', () => {
+  it.each(debSpecs.map((spec, k) => [spec.version, k] as const))('agrees with dpkg-deb -f for %s', async (_version, k) => {
+    const info = await inspectPackageFile(debs[k])
+
+    const fields = await execa('dpkg-deb', ['-f', debs[k], 'Package', 'Version', 'Architecture'])
+    // eslint-disable-next-line no-template-curly-in-string
+    const showformat = '${Depends}\\n${Provides}\\n${Description}'
+    const rel = await execa('dpkg-deb', ['-W', `--showformat=${showformat}`, debs[k]])
+    const [depends, provides, description] = rel.stdout.split('\n')
+    const version = `${info.epoch !== null ? `${info.epoch}:` : ''}${info.version}${info.release !== null ? `-${info.release}` : ''}`
+    expect(`Package: ${info.name}\nVersion: ${version}\nArchitecture: ${info.arch}`).toBe(fields.stdout)
+    expect(info.requires.join(', ')).toBe(depends)
+    expect(info.provides.join(', ')).toBe(provides)
+    expect(info.summary).toBe(description)
+    expect(info).toMatchObject({ family: 'deb', source: false, requires: debSpecs[k].depends ?? [] })
+  })
+
+  it('splits epoch, upstream and revision', async () => {
+    const info = await inspectDeb(debs[1])
+
+    expect(info).toEqual({
+      family: 'deb',
+      name: 'hello-lab',
+      epoch: 1,
+      version: '2.0~rc1',
+      release: '3',
+      arch: 'amd64',
+      requires: ['base-lab (>= 1.1)', 'a-lab | b-lab (<< 2:0)'],
+      provides: ['hello', 'greeter (= 2.0)'],
+      summary: 'Greets the lab',
+      source: false
+    } satisfies PackageFileInfo)
+    expect(await inspectDeb(debs[2])).toMatchObject({ epoch: null, version: '1.0~rc1', release: null, arch: 'all' })
+  })
+})
+
+describe('inspectPackageFile on .rpm files built by rpmbuild', () => {
+  it('agrees with rpm -qp on name, epoch, version, release, arch and summary for every package', async () => {
+    const infos = await Promise.all(rpms.map((f) => inspectPackageFile(f)))
+
+    const qf = '%{NAME} %{EPOCH} %{EPOCHNUM} %{VERSION} %{RELEASE} %{ARCH}|%{SUMMARY}\n'
+    const res = await execa('rpm', ['-qp', '--qf', qf, ...rpms], { env: rpmEnv() })
+    const ours = infos.map((i) => `${i.name} ${i.epoch ?? '(none)'} ${i.epoch ?? 0} ${i.version} ${i.release} ${i.arch}|${i.summary}`)
+    expect(ours).toEqual(res.stdout.split('\n'))
+    expect(infos.every((i) => i.family === 'rpm' && !i.source)).toBe(true)
+  })
+
+  it.each(rpmSpecs.map((spec, k) => [`${spec.name}-${spec.version}`, k] as const))('agrees with rpm -qp on the dependencies of %s', async (_label, k) => {
+    const info = await inspectRpm(rpms[k])
+
+    const deps = (tag: string) => `[%{${tag}NAME} %{${tag}FLAGS:depflags} %{${tag}VERSION}\\n]`
+    const requires = await execa('rpm', ['-qp', '--qf', deps('REQUIRE'), rpms[k]], { env: rpmEnv() })
+    const provides = await execa('rpm', ['-qp', '--qf', deps('PROVIDE'), rpms[k]], { env: rpmEnv() })
+    const tidy = (out: string) => out.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('rpmlib('))
+    expect(info.requires).toEqual(tidy(requires.stdout))
+    expect(info.provides).toEqual(tidy(provides.stdout))
+    expect([...info.requires].sort()).toEqual([...rpmSpecs[k].requires ?? []].sort())
+  })
+
+  it('recognises a source rpm', async () => {
+    const work = path.join(scratch, 'srpm')
+    await mkdir(path.join(work, 'top'), { recursive: true })
+    const spec = path.join(work, 'src-lab.spec')
+    await writeFile(spec, 'Name: src-lab\nVersion: 1.2\nRelease: 3\nSummary: Source lab\nLicense: MIT\n%description\nSource lab\n%files\n')
+    await execa('rpmbuild', ['-bs', '--nodeps', '--quiet', '--define', `_topdir ${path.join(work, 'top')}`,
+      '--define', `_srcrpmdir ${work}`, '--define', `_dbpath ${work}`, spec], { env: rpmEnv() })
+    const srpm = path.join(work, 'src-lab-1.2-3.src.rpm')
+
+    const info = await inspectPackageFile(srpm)
+
+    const res = await execa('rpm', ['-qp', '--qf', '%{NAME} %{VERSION} %{RELEASE} %{ARCH} %{SOURCERPM}', srpm], { env: rpmEnv() })
+    expect(res.stdout).toBe(`${info.name} ${info.version} ${info.release} ${info.arch} (none)`)
+    expect(info).toMatchObject({ family: 'rpm', name: 'src-lab', source: true })
+  })
+})
+
+describe('inspectPackageFile on files that are not packages', () => {
+  it('chooses the format by magic bytes, not by file name', async () => {
+    const rpmAsDeb = path.join(scratch, 'renamed.deb')
+    const debAsRpm = path.join(scratch, 'renamed.rpm')
+    await copyFile(rpms[1], rpmAsDeb)
+    await copyFile(debs[1], debAsRpm)
+
+    expect(await inspectPackageFile(rpmAsDeb)).toEqual(await inspectRpm(rpms[1]))
+    expect(await inspectPackageFile(debAsRpm)).toEqual(await inspectDeb(debs[1]))
+    await expectFileError(inspectDeb(rpmAsDeb), 'not a deb (bad ar magic)')
+    await expectFileError(inspectRpm(debAsRpm), 'not an rpm (bad lead magic)')
+  })
+
+  it('rejects random bytes, empty files, missing files and directories', async () => {
+    const rnd = prng(42)
+    const file = path.join(scratch, 'random.bin')
+    for (let k = 0; k < 50; k++) {
+      await writeFile(file, Buffer.from(Array.from({ length: Math.floor(rnd() * 4096) }, () => Math.floor(rnd() * 256))))
+      await expectFileError(inspectPackageFile(file), 'not an rpm or deb package (unknown magic bytes)')
+    }
+    await writeFile(file, '')
+    await expectFileError(inspectPackageFile(file), 'not an rpm or deb package (unknown magic bytes)')
+    await expectFileError(inspectRpm(file), 'truncated rpm lead (wanted 96 bytes at offset 0, file has 0)')
+    await expectFileError(inspectPackageFile(path.join(scratch, 'nope.rpm')), 'cannot open: ENOENT')
+    await expectFileError(inspectPackageFile(scratch), 'not a regular file')
+  })
+
+  it('rejects an rpm or a deb cut short anywhere, payload included', async () => {
+    const cut = path.join(scratch, 'cut.pkg')
+    for (const source of [rpms[0], debs[0]]) {
+      const bytes = await readFile(source)
+      // Every length through the leads and first headers, then a stride to the last byte.
+      const lengths = new Set([...Array.from({ length: 300 }, (_, k) => k), bytes.length - 1])
+      for (let length = 300; length < bytes.length; length += 17) lengths.add(length)
+      for (const length of lengths) {
+        await writeFile(cut, bytes.subarray(0, length))
+        const err = await inspectPackageFile(cut).then(() => null, (e: unknown) => e)
+        if (!(err instanceof PackageFileError)) throw new Error(`${source} cut to ${length} bytes gave ${String(err)}`)
+      }
+    }
+  })
+
+  it('survives bit flips in the headers with a result or a PackageFileError, never another error', async () => {
+    const rnd = prng(7)
+    const flipped = path.join(scratch, 'flipped.pkg')
+    const reasons = new Set<string>()
+    for (const source of [rpms[1], debs[1], debs[2]]) {
+      const bytes = await readFile(source)
+      for (let k = 0; k < 150; k++) {
+        const copy = Buffer.from(bytes)
+        for (let n = 0; n < 3; n++) copy[Math.floor(rnd() * Math.min(copy.length, 4600))] ^= 1 << Math.floor(rnd() * 8)
+        await writeFile(flipped, copy)
+        const err = await inspectPackageFile(flipped).then(() => null, (e: unknown) => e)
+        if (err !== null && !(err instanceof PackageFileError)) throw new Error(`flip ${k} of ${source} gave ${String(err)}`)
+        if (err !== null) reasons.add(err.reason.replace(/[0-9]+/g, 'N'))
+      }
+    }
+    expect(reasons.size).toBeGreaterThan(5)
+  })
+
+  it('bounds hostile counts and sizes instead of allocating them', async () => {
+    const lead = Buffer.alloc(96)
+    Buffer.from([0xed, 0xab, 0xee, 0xdb, 3, 0]).copy(lead)
+    lead.writeUInt16BE(5, 78)
+    const header = (nindex: number, hsize: number) => {
+      const h = Buffer.alloc(16)
+      Buffer.from([0x8e, 0xad, 0xe8, 0x01]).copy(h)
+      h.writeUInt32BE(nindex, 8)
+      h.writeUInt32BE(hsize, 12)
+      return h
+    }
+    const file = path.join(scratch, 'hostile.pkg')
+
+    await writeFile(file, Buffer.concat([lead, header(0xffffffff, 16)]))
+    await expectFileError(inspectPackageFile(file), 'signature header has an impossible entry count 4294967295')
+    await writeFile(file, Buffer.concat([lead, header(1, 0x7fffffff)]))
+    await expectFileError(inspectPackageFile(file), 'signature header has an impossible data size 2147483647')
+    await writeFile(file, Buffer.concat([lead, header(1000, 1000)]))
+    await expectFileError(inspectPackageFile(file), 'truncated signature header (wanted 17000 bytes at offset 112, file has 112)')
+    const entry = Buffer.alloc(16)
+    entry.writeUInt32BE(1000, 0)
+    entry.writeUInt32BE(4, 4)
+    entry.writeUInt32BE(0, 8)
+    entry.writeUInt32BE(1_000_000, 12)
+    await writeFile(file, Buffer.concat([lead, header(1, 8), entry, Buffer.alloc(8)]))
+    await expectFileError(inspectPackageFile(file), 'signature header entry for tag 1000 points outside the header')
+
+    const arHeader = (name: string, size: string) => Buffer.from(`${name.padEnd(16)}${'0'.padEnd(12)}${'0'.padEnd(6)}${'0'.padEnd(6)}${'100644'.padEnd(8)}${size.padEnd(10)}\`\n`, 'latin1')
+    await writeFile(file, Buffer.concat([Buffer.from('!<arch>\n'), arHeader('debian-binary', '4'), Buffer.from('2.0\n'), arHeader('control.tar.gz', '9999999999')]))
+    await expectFileError(inspectPackageFile(file), 'truncated ar member "control.tar.gz" (needs 9999999999 bytes at offset 132)')
+    await writeFile(file, Buffer.concat([Buffer.from('!<arch>\n'), arHeader('debian-binary', '-4'), Buffer.from('2.0\n')]))
+    await expectFileError(inspectPackageFile(file), 'bad ar member size "-4" for "debian-binary"')
+    const gz = gzipSync(Buffer.from('not a tar archive'.repeat(64)))
+    await writeFile(file, Buffer.concat([Buffer.from('!<arch>\n'), arHeader('debian-binary', '4'), Buffer.from('2.0\n'),
+      arHeader('control.tar.gz', String(gz.length)), gz, Buffer.alloc(gz.length % 2), arHeader('data.tar.gz', '0')]))
+    await expectFileError(inspectPackageFile(file), 'control.tar.gz: bad tar header checksum at offset 0')
+  })
+
+  it('refuses control archives that decompress past 16 MiB, for xz and gzip alike', async () => {
+    for (const compression of ['xz', 'gzip'] as const) {
+      const root = path.join(scratch, `bomb-${compression}`)
+      await mkdir(path.join(root, 'DEBIAN'), { recursive: true })
+      await writeFile(path.join(root, 'DEBIAN', 'control'), 'Package: bomb\nVersion: 1\nArchitecture: all\nMaintainer: t <t@t>\nDescription: bomb\n')
+      await writeFile(path.join(root, 'DEBIAN', 'zeros'), Buffer.alloc(17 * 1024 * 1024))
+      const deb = path.join(scratch, `bomb-${compression}.deb`)
+      await execa('dpkg-deb', ['--root-owner-group', `-Z${compression}`, '-z1', '--build', root, deb])
+
+      await expectFileError(inspectPackageFile(deb), `control.tar.${compression === 'xz' ? 'xz' : 'gz'} decompresses to more than 16777216 bytes`)
+    }
+  })
+
+  it('names zstd control archives as unsupported rather than failing obscurely', async () => {
+    const deb = await buildDeb(path.join(scratch, 'zst'), { name: 'zst-lab', version: '1.0', compression: 'zstd' })
+
+    await expectFileError(inspectPackageFile(deb), 'control.tar.zst: zstd-compressed control archives are not supported')
+  })
+})
