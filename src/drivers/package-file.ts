@@ -1,4 +1,5 @@
 /** Reads .rpm and .deb package metadata in TypeScript (no tools): rpm lead and headers, deb ar archive and control file. */
+import { constants } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { gunzipSync } from 'node:zlib'
 import xz from 'xz-decompress'
@@ -71,7 +72,8 @@ interface PackageReader {
 async function withFile<T> (path: string, fn: (file: PackageReader) => Promise<T>): Promise<T> {
   let handle: FileHandle
   try {
-    handle = await open(path, 'r')
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait forever for a writer.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
   } catch (err) {
     throw new PackageFileError(path, `cannot open: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err })
   }
@@ -117,9 +119,6 @@ const TAG = {
   SUMMARY: 1004,
   ARCH: 1022,
   SOURCERPM: 1044,
-  // Signature-header tags: header + compressed payload size, 32 and 64 bit.
-  SIG_SIZE: 1000,
-  SIG_LONGSIZE: 270,
   PROVIDENAME: 1047,
   REQUIREFLAGS: 1048,
   REQUIRENAME: 1049,
@@ -127,6 +126,9 @@ const TAG = {
   PROVIDEFLAGS: 1112,
   PROVIDEVERSION: 1113
 } as const
+
+// Signature-header tags (their own number space): size of main header + compressed payload, 32 and 64 bit.
+const SIG = { SIZE: 1000, LONGSIZE: 270 } as const
 
 const TYPE = { INT32: 4, INT64: 5, STRING: 6, STRING_ARRAY: 8, I18NSTRING: 9 } as const
 // Sizes of the fixed-width types CHAR, INT8, INT16, INT32, INT64 (types 1-5); others are variable.
@@ -194,12 +196,12 @@ function rpmInts (file: PackageReader, header: RpmHeader, tag: number): number[]
 }
 
 function rpmSize (file: PackageReader, signature: RpmHeader): number | null {
-  const long = signature.entries.get(TAG.SIG_LONGSIZE)
+  const long = signature.entries.get(SIG.LONGSIZE)
   if (long !== undefined) {
-    if (long.type !== TYPE.INT64) file.fail(`signature tag ${TAG.SIG_LONGSIZE} has type ${long.type}, expected INT64`)
+    if (long.type !== TYPE.INT64) file.fail(`signature tag ${SIG.LONGSIZE} has type ${long.type}, expected INT64`)
     return Number(signature.data.readBigUInt64BE(long.offset))
   }
-  return rpmInts(file, signature, TAG.SIG_SIZE)[0] ?? null
+  return rpmInts(file, signature, SIG.SIZE)[0] ?? null
 }
 
 function rpmString (file: PackageReader, header: RpmHeader, tag: number, what: string): string {

@@ -167,7 +167,7 @@ describe('inspectPackageFile on files that are not packages', () => {
     await expectFileError(inspectRpm(debAsRpm), 'not an rpm (bad lead magic)')
   })
 
-  it('rejects random bytes, empty files, missing files and directories', async () => {
+  it('rejects random bytes, empty files, missing files, directories and FIFOs without waiting', async () => {
     const rnd = prng(42)
     const file = path.join(scratch, 'random.bin')
     for (let k = 0; k < 50; k++) {
@@ -179,6 +179,8 @@ describe('inspectPackageFile on files that are not packages', () => {
     await expectFileError(inspectRpm(file), 'truncated rpm lead (wanted 96 bytes at offset 0, file has 0)')
     await expectFileError(inspectPackageFile(path.join(scratch, 'nope.rpm')), 'cannot open: ENOENT')
     await expectFileError(inspectPackageFile(scratch), 'not a regular file')
+    await execa('mkfifo', [path.join(scratch, 'fifo.deb')])
+    await expectFileError(inspectPackageFile(path.join(scratch, 'fifo.deb')), 'not a regular file')
   })
 
   it('rejects an rpm or a deb cut short anywhere, payload included', async () => {
