@@ -53,7 +53,9 @@ export async function inspectPatch (file: string, opts: ReadPatchOptions): Promi
 async function readPatchWithStatus (file: string, opts: ReadPatchOptions, enforce: boolean): Promise<{ patch: ReadPatch, signature: SignatureStatus }> {
   const limits: PatchLimits = { ...DEFAULT_LIMITS, ...opts.limits }
   const x = new Extraction(opts.workDir, limits)
+  let consumerError: unknown
   try {
+    if (!(await stat(opts.workDir)).isDirectory()) throw new PatchReadError('io', `${opts.workDir} is not a folder`)
     const st = await stat(file)
     if (!st.isFile()) throw new PatchReadError('io', `${file} is not a regular file`)
     let inflated = 0
@@ -61,18 +63,25 @@ async function readPatchWithStatus (file: string, opts: ReadPatchOptions, enforc
       createReadStream(file, { highWaterMark: 256 * 1024 }),
       createGunzip({ chunkSize: 128 * 1024 }),
       async function (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          inflated += chunk.length
-          x.inflated = inflated
-          if (inflated > limits.maxExtractedBytes) throw tooBig(limits)
-          await x.push(chunk)
+        try {
+          for await (const chunk of source) {
+            inflated += chunk.length
+            x.inflated = inflated
+            if (inflated > limits.maxExtractedBytes) throw tooBig(limits)
+            await x.push(chunk)
+          }
+        } catch (err) {
+          // Node 20's pipeline may reject with the AbortError of tearing the sources down instead
+          // of the consumer's own error: keep the real reason.
+          consumerError = err
+          throw err
         }
       }
     )
     await x.finish()
   } catch (err) {
     await x.abort()
-    throw classify(err, x.inflated)
+    throw classify(consumerError ?? err, x.inflated)
   }
 
   // 1. Required members: nothing can be verified without them.
