@@ -1,0 +1,139 @@
+/** The MD5 `signature` rule (spec 4.4 test vector), RSA digest verification, and the trust store. */
+import { execFileSync } from 'node:child_process'
+import { constants, createHash, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { md5Signature, verifyMd5Signature, verifyRsaDigest } from '../../src/patchfile/signature.js'
+import { loadTrustStore } from '../../src/patchfile/trust.js'
+
+const md5 = (s: string | Buffer): Buffer => createHash('md5').update(s).digest()
+const sha256 = (s: Buffer): Buffer => createHash('sha256').update(s).digest()
+
+let root: string
+beforeAll(async () => { root = await mkdtemp(path.join(tmpdir(), 'sig-test-')) })
+afterAll(async () => { await rm(root, { recursive: true, force: true }) })
+
+describe('MD5 signature', () => {
+  it('matches the spec test vector for files "a" and "b"', () => {
+    expect(md5Signature([md5('a'), md5('b')])).toBe('61d5d5b8d9a066bbf4eb7a6ae3b98e11')
+  })
+
+  it('verifies with surrounding whitespace and a 0x prefix, and refuses anything else', () => {
+    const sums = [md5('a'), md5('b')]
+
+    expect(verifyMd5Signature('61d5d5b8d9a066bbf4eb7a6ae3b98e11', sums)).toBe(true)
+    expect(verifyMd5Signature(' \n61D5D5B8D9A066BBF4EB7A6AE3B98E11\n', sums)).toBe(true)
+    expect(verifyMd5Signature('0x61d5d5b8d9a066bbf4eb7a6ae3b98e11', sums)).toBe(true)
+    expect(verifyMd5Signature('61d5d5b8d9a066bbf4eb7a6ae3b98e10', sums)).toBe(false)
+    expect(verifyMd5Signature('61d5d5b8d9a066bbf4eb7a6ae3b98e11', [md5('a'), md5('c')])).toBe(false)
+    expect(verifyMd5Signature('', sums)).toBe(false)
+    expect(verifyMd5Signature('xyz', sums)).toBe(false)
+    expect(verifyMd5Signature('161d5d5b8d9a066bbf4eb7a6ae3b98e11', sums)).toBe(false)
+  })
+
+  it('writes no leading zeros (the value may be shorter than 32 digits)', () => {
+    // Three members whose XOR leaves leading zero nibbles: pick the third so the top byte is all ones.
+    const a = md5('x')
+    const b = md5('y')
+    let third = 0
+    let sig = ''
+    for (; third < 100_000; third++) {
+      sig = md5Signature([a, b, md5(String(third))])
+      if (sig.length < 32) break
+    }
+
+    expect(sig.length).toBeLessThan(32)
+    expect(sig).not.toMatch(/^0/)
+    expect(verifyMd5Signature(sig, [a, b, md5(String(third))])).toBe(true)
+  })
+})
+
+describe('verifyRsaDigest', () => {
+  const keys = [2048, 1025, 1032].map(bits => ({ bits, ...generateKeyPairSync('rsa', { modulusLength: bits }) }))
+  const data = randomBytes(1000)
+  const digest = sha256(data)
+
+  it.each(keys)('accepts PSS (salt 32) and PKCS#1 v1.5 signatures from node:crypto with a $bits-bit key', ({ privateKey, publicKey }) => {
+    const pss = sign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
+    const pkcs1 = sign('sha256', data, privateKey)
+
+    expect(verifyRsaDigest(publicKey, digest, pss)).toBe('pss')
+    expect(verifyRsaDigest(publicKey, digest, pkcs1)).toBe('pkcs1')
+  })
+
+  it.each(keys)('refuses tampered, foreign and malformed signatures with a $bits-bit key', ({ privateKey, publicKey }) => {
+    const pss = sign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
+    const flipped = Buffer.from(pss)
+    flipped[10] ^= 1
+    const other = keys.find(k => k.publicKey !== publicKey)?.publicKey as KeyObject
+    const salt20 = sign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 20 })
+    const sha1 = sign('sha1', data, privateKey)
+
+    expect(verifyRsaDigest(publicKey, digest, flipped)).toBeNull()
+    expect(verifyRsaDigest(publicKey, sha256(Buffer.from('other')), pss)).toBeNull()
+    expect(verifyRsaDigest(other, digest, pss)).toBeNull()
+    expect(verifyRsaDigest(publicKey, digest, salt20)).toBeNull()
+    expect(verifyRsaDigest(publicKey, digest, sha1)).toBeNull()
+    expect(verifyRsaDigest(publicKey, digest, pss.subarray(1))).toBeNull()
+    expect(verifyRsaDigest(publicKey, digest, Buffer.alloc(pss.length, 0xff))).toBeNull()
+    expect(verifyRsaDigest(publicKey, digest, Buffer.alloc(pss.length))).toBeNull()
+  })
+
+  it('accepts signatures made by openssl dgst', async () => {
+    const dir = path.join(root, 'openssl')
+    await mkdir(dir)
+    const key = path.join(dir, 'key.pem')
+    const file = path.join(dir, 'data')
+    await writeFile(file, data)
+    execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', key], { stdio: 'pipe' })
+    const publicKey = createPublicKey(execFileSync('openssl', ['pkey', '-in', key, '-pubout']))
+    const pss = execFileSync('openssl', ['dgst', '-sha256', '-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:32', '-sign', key, file])
+    const pkcs1 = execFileSync('openssl', ['dgst', '-sha256', '-sign', key, file])
+
+    expect(verifyRsaDigest(publicKey, digest, pss)).toBe('pss')
+    expect(verifyRsaDigest(publicKey, digest, pkcs1)).toBe('pkcs1')
+  })
+})
+
+describe('loadTrustStore', () => {
+  it('reads certificates and public keys, several blocks per file, named by file', async () => {
+    const dir = path.join(root, 'trust-ok')
+    await mkdir(dir)
+    const cert = path.join(dir, 'formal.crt')
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(root, 'formal-key.pem'), '-out', cert, '-subj', '/CN=formal', '-days', '2'], { stdio: 'pipe' })
+    const a = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' })
+    const b = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'pkcs1', format: 'pem' })
+    await writeFile(path.join(dir, 'dev.pem'), `comment line\n${a}\n${b}`)
+    await writeFile(path.join(dir, 'README.txt'), 'not a key, ignored')
+    await mkdir(path.join(dir, 'sub.d'))
+
+    const store = await loadTrustStore(dir)
+
+    expect(store.keys.map(k => [k.name, k.key.type, k.key.asymmetricKeyType])).toEqual([
+      ['dev.pem#1', 'public', 'rsa'], ['dev.pem#2', 'public', 'rsa'], ['formal.crt', 'public', 'rsa']
+    ])
+  })
+
+  it('gives an empty store for a missing folder', async () => {
+    expect(await loadTrustStore(path.join(root, 'nope'))).toEqual({ keys: [] })
+  })
+
+  it.each([
+    ['garbage.pem', 'hello', 'holds no PEM certificate or public key'],
+    ['broken.crt', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', 'cannot be parsed:'],
+    ['private.pem', generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 'unsupported PEM block "PRIVATE KEY"'],
+    ['ec.pub', generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string, 'holds a ec key; only RSA keys can verify patches']
+  ])('refuses %s with an error naming it', async (name, content, message) => {
+    const dir = path.join(root, `trust-${name}`)
+    await mkdir(dir)
+    await writeFile(path.join(dir, name), content)
+
+    const err = await loadTrustStore(dir).catch((e: Error) => e)
+
+    expect(err).toBeInstanceOf(Error)
+    expect((err as Error).message).toContain(path.join(dir, name))
+    expect((err as Error).message).toContain(message)
+  })
+})
