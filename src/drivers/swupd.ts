@@ -35,6 +35,8 @@ export const BUNDLES_DIR = 'usr/share/clear/bundles'
 const CLEAR_ARCH = 'x86_64'
 
 const BUNDLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/
+/** What `bundle-list --quiet [--status]` prints after "name: ". */
+const BUNDLE_FLAGS = new Set(['experimental', 'installed', 'explicitly installed', 'implicitly installed'])
 
 /** swupd(1) "EXIT STATUS": meaning and the outcome reason the driver reports for it. */
 export const SWUPD_EXIT: Readonly<Record<number, { meaning: string, reason: OutcomeReason }>> = {
@@ -148,6 +150,10 @@ export function parseBundleList (stdout: string): BundleLine[] {
     const [name, rest = ''] = line.split(/:\s*/, 2)
     if (!BUNDLE_NAME.test(name)) throw new DriverError('command-failed', `swupd bundle-list printed an unexpected line ${JSON.stringify(line)}`)
     const flags = rest.split(',').map((s) => s.trim()).filter((s) => s !== '')
+    // Anything else after the colon is not bundle-list output (an error message, say).
+    if (!flags.every((f) => BUNDLE_FLAGS.has(f))) {
+      throw new DriverError('command-failed', `swupd bundle-list printed an unexpected line ${JSON.stringify(line)}`)
+    }
     const status = flags.find((f) => f !== 'experimental') ?? null
     out.push({ name, experimental: flags.includes('experimental'), status })
   }
