@@ -1,7 +1,8 @@
-/** Tests of the local runner and executor: argv without a shell, LC_ALL=C, returned exit codes, spawn failure, timeout, cancel, file access. */
+/** Tests of the execution layer: the local runner and executor (argv without a shell, LC_ALL=C, exit codes, spawn failure, timeout, cancel, file access) and the apply-outcome helpers. */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { checkInventory, classifyFailure, diffInventory, formatEvr } from '../../src/drivers/outcome.js'
 import { createLocalExecutor, createLocalRunner } from '../../src/drivers/runner.js'
 import type { RunnerLog } from '../../src/drivers/runner.js'
 import { DriverError } from '../../src/drivers/types.js'
@@ -131,5 +132,71 @@ describe('createLocalExecutor', () => {
 
     expect(await exec.listDir(dir)).toEqual(['a', 'm', 'z'])
     expect(await exec.listDir(path.join(dir, 'missing'))).toBeNull()
+  })
+})
+
+describe('apply outcome helpers', () => {
+  const pkg = (name: string, version: string, arch = 'noarch', epoch: number | null = null, release: string | null = '1') => ({ name, epoch, version, release, arch })
+
+  it('classifies tool messages into the fixed reasons (messages recorded from dpkg 1.21, apt 2.6, rpm 4.18, dnf 4.14)', () => {
+    const cases: Array<[string, string]> = [
+      ['dpkg: error: dpkg frontend lock was locked by another process with pid 6039', 'lock-held'],
+      ['E: Could not get lock /s/var/lib/dpkg/lock-frontend. It is held by process 6039 (python3)', 'lock-held'],
+      ["error: can't create transaction lock on /s/var/lib/rpm/.rpm.lock (Resource temporarily unavailable)", 'lock-held'],
+      ['installing package big-1.0-1.noarch needs 12MB more space on the / filesystem', 'no-space'],
+      ["dpkg: error processing archive a.deb (--install):\n cannot copy extracted data for './x' to '/x.dpkg-new': failed to write (No space left on device)", 'no-space'],
+      ['error: trunc.rpm: signature hdr blob(4388): BAD, read returned 0', 'signature-failed'],
+      ['package hello-lab-1.1-1.noarch does not verify: Payload SHA256 ALT digest: BAD (Expected 19 != 9d)', 'signature-failed'],
+      ['error: Failed dependencies:\n\tlib-lab is needed by app-lab-1.0-1.noarch', 'dependency-failed'],
+      ['The following packages have unmet dependencies:\n needs-missing : Depends: nosuch-pkg but it is not installable', 'dependency-failed'],
+      ['Error: \n Problem: conflicting requests\n  - nothing provides hello-lab >= 1.1 needed by dep-lab-2.0-1.noarch', 'dependency-failed'],
+      ['dpkg: dependency problems prevent configuration of dep-lab:\n dep-lab depends on hello-lab (>= 1.1); however:\n  Package hello-lab is not installed.', 'dependency-failed'],
+      ['error: open of /nonexist.rpm failed: No such file or directory', 'package-not-found'],
+      ['E: Unsupported file /nonexist.deb given on commandline', 'package-not-found'],
+      ['Could not open: /tmp/rpms/nosuch.rpm', 'package-not-found'],
+      ['E: Unable to locate package nosuch', 'package-not-found'],
+      ['error: package nosuch is not installed', 'package-not-found'],
+      ['Segmentation fault', 'command-failed']
+    ]
+
+    expect(cases.map(([text]) => classifyFailure(text))).toEqual(cases.map(([, reason]) => reason))
+  })
+
+  it('formats versions the way dpkg and rpm print them', () => {
+    expect(formatEvr(pkg('a', '1.0'))).toBe('1.0-1')
+    expect(formatEvr(pkg('a', '1.0', 'all', 2, null))).toBe('2:1.0')
+    expect(formatEvr(pkg('a', '1.0', 'all', 0, 'x'))).toBe('0:1.0-x')
+  })
+
+  it('diffs inventories by name and architecture, pairing install-only versions in order', () => {
+    const before = [pkg('a', '1.0'), pkg('lib', '1', 'i386'), pkg('lib', '1', 'amd64'), pkg('kernel', '5.1', 'x86_64'), pkg('gone', '1')]
+    const after = [pkg('a', '1.1'), pkg('lib', '1', 'i386'), pkg('lib', '2', 'amd64'), pkg('kernel', '5.1', 'x86_64'), pkg('kernel', '5.2', 'x86_64'), pkg('new', '0.1')]
+
+    expect(diffInventory(before, after)).toEqual({
+      changed: [
+        { name: 'a', arch: 'noarch', from: '1.0-1', to: '1.1-1' },
+        { name: 'kernel', arch: 'x86_64', from: null, to: '5.2-1' },
+        { name: 'lib', arch: 'amd64', from: '1-1', to: '2-1' },
+        { name: 'new', arch: 'noarch', from: null, to: '0.1-1' }
+      ],
+      removed: [pkg('gone', '1')]
+    })
+    expect(diffInventory(before, before)).toEqual({ changed: [], removed: [] })
+  })
+
+  it('checks the inventory after a run against the plan', () => {
+    const before = [pkg('a', '1.0'), pkg('b', '1.0'), pkg('c', '1.0'), pkg('moved', '1', 'i386')]
+    const after = [pkg('a', '1.0'), pkg('c', '1.0'), pkg('moved', '2', 'amd64')]
+    const expected = [
+      { name: 'a', arch: 'noarch', evr: '1.1-1', file: '/p/a.rpm' },
+      { name: 'moved', arch: 'amd64', evr: '2-1', file: '/p/moved.deb' }
+    ]
+
+    expect(checkInventory(before, after, expected, ['c'])).toEqual([
+      'a 1.1-1 (noarch) from /p/a.rpm is not installed after the run',
+      'c is still installed after the run',
+      'b 1.0-1 (noarch) was removed although the plan did not ask for it'
+    ])
+    expect(checkInventory(before, before, [], [])).toEqual([])
   })
 })
