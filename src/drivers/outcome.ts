@@ -52,7 +52,7 @@ const RULES: Array<[OutcomeReason, RegExp]> = [
   ['no-space', /No space left on device|not enough (?:free )?(?:disk )?space|needs [0-9.]+\s*[KMG]?B? more space|more space on the \S+ filesystem|You don't have enough free space/i],
   ['signature-failed', /signature hdr .*BAD|digest: BAD|Digest.*mismatch|Hash Sum mismatch|GPG check FAILED|Public key for .* is not installed|NO_PUBKEY|is not signed|signature verification failed|does not verify|not an rpm package/i],
   ['dependency-failed', /unmet dependencies|Failed dependencies|dependency problems|depends on .*; however|nothing provides|none of the providers|conflicts with|is needed by|Problem: |Unable to correct problems|held broken packages|Packages need to be removed but remove is disabled/i],
-  ['package-not-found', /Unable to locate package|No match for argument|Unable to find a match|Could not open|open of .* failed|cannot access archive|failed to read archive|Unsupported file .* given on commandline|is not installed|No such file or directory/i]
+  ['package-not-found', /Unable to locate package|No match for argument|Unable to find a match|Could not open|open of .* failed|cannot access archive|failed to read archive|Unsupported file .* given on commandline|is not installed/i]
 ]
 
 /** Maps tool output (apt, dpkg, rpm, dnf, yum) to an outcome reason; 'command-failed' when nothing matches. */

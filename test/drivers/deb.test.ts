@@ -210,6 +210,20 @@ describe('deb driver with real dpkg and apt in sandbox sysroots', () => {
     expect(await dpkgView(t)).toBe(before)
   })
 
+  it('reports a package whose maintainer script fails as half-configured, not as installed', async () => {
+    const t = await fresh('postinst')
+    const scripted = await buildDeb(path.dirname(pkgs.hello10), { name: 'script-lab', version: '1.0', postinst: 'exit 0' })
+
+    const outcome = await deb.apply(t, { install: [scripted], remove: [] })
+
+    // The empty sandbox has no /bin/sh for dpkg's chrooted postinst, so configuration fails.
+    expect(outcome).toMatchObject({ ok: false, reason: 'command-failed', changed: [], installed: [] })
+    expect(outcome.problems).toEqual([
+      `script-lab 1.0 (all) from ${scripted} is not installed after the run`,
+      'script-lab 1.0 (all) is left half-configured'
+    ])
+  })
+
   it('reinstalling the exact installed version runs no installer and succeeds (idempotent retry)', async () => {
     const t = await fresh('again')
     await deb.apply(t, { install: [pkgs.hello11], remove: [] })
