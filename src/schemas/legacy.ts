@@ -21,8 +21,10 @@ export const PatchObject = Type.Object({
   restart_script: Type.Optional(Msg('Restart script file name')),
   warnings: Type.Optional(Msg('Warnings')),
   apply_active_release_only: Type.Optional(Msg('Y when the patch may be applied on the running release only')),
-  reboot_required: Type.String({ description: 'N only when the metadata says exactly N, otherwise Y' }),
-  requires: Type.Array(Type.String(), { description: 'IDs of required patches' })
+  // Always present; declared optional only so the serializer keeps the legacy key order
+  // (fast-json-stringify writes required keys first).
+  reboot_required: Type.Optional(Type.String({ description: 'Always present: N only when the metadata says exactly N, otherwise Y' })),
+  requires: Type.Optional(Type.Array(Type.String(), { description: 'Always present: IDs of required patches' }))
 }, {
   description: 'A patch as legacy clients see it; `personality-<type>` keys list new packages per node type',
   patternProperties: { '^personality-': Type.Array(Type.String()) },

@@ -22,7 +22,7 @@ async function writeRandomFile (file: string, bytes: number): Promise<void> {
   for (let done = 0; done < bytes; done += chunk.length) {
     randomFillSync(chunk)
     const n = Math.min(chunk.length, bytes - done)
-    if (!out.write(n === chunk.length ? Buffer.from(chunk) : chunk.subarray(0, n))) await new Promise((resolve) => out.once('drain', resolve))
+    if (!out.write(n === chunk.length ? Buffer.from(chunk) : chunk.subarray(0, n))) await new Promise<void>((resolve) => { out.once('drain', () => { resolve() }) })
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => { err != null ? reject(err) : resolve() }))
 }

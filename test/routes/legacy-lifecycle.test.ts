@@ -137,6 +137,7 @@ describe('upload (spec 4.6)', () => {
       reboot_required: 'N',
       requires: []
     })
+    expect(Object.keys(q.pd.P1)).toEqual(['repostate', 'patchstate', 'sw_version', 'status', 'unremovable', 'summary', 'description', 'install_instructions', 'warnings', 'apply_active_release_only', 'reboot_required', 'requires'])
     expect(show.error).toBe('NOPE is unrecognized\n')
     expect(show.metadata.P1).toEqual(q.pd.P1)
     expect(show.contents.P1).toEqual(['fix-a-1.1-1.noarch.rpm', 'fix-a_1.1-1_all.deb'])
