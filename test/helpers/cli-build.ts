@@ -13,6 +13,8 @@ export interface CliPatch {
   rebootRequired?: 'Y' | 'N'
   applyActiveReleaseOnly?: boolean
   summary?: string
+  preApply?: string
+  preRemove?: string
   files: string[]
   key?: string
   out?: string
@@ -34,6 +36,8 @@ export async function cliBuild (dir: string, p: CliPatch): Promise<string> {
   if (p.rebootRequired !== undefined) args.push('--reboot-required', p.rebootRequired)
   if (p.applyActiveReleaseOnly === true) args.push('--apply-active-release-only')
   if (p.summary !== undefined) args.push('--summary', p.summary)
+  if (p.preApply !== undefined) args.push('--pre-apply', p.preApply)
+  if (p.preRemove !== undefined) args.push('--pre-remove', p.preRemove)
   if (p.key !== undefined) args.push('--key', p.key)
   args.push('-o', out, ...p.files)
   const stdout = sink()
