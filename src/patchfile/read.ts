@@ -58,6 +58,8 @@ async function readPatchWithStatus (file: string, opts: ReadPatchOptions, enforc
     if (!(await stat(opts.workDir)).isDirectory()) throw new PatchReadError('io', `${opts.workDir} is not a folder`)
     const st = await stat(file)
     if (!st.isFile()) throw new PatchReadError('io', `${file} is not a regular file`)
+    // Decided on the magic bytes: zlib's own error can surface before any output is counted.
+    if (!(await hasGzipMagic(file))) throw extractionError(st.size === 0 ? 'not a gzip file (empty)' : 'not a gzip file')
     let inflated = 0
     await pipeline(
       createReadStream(file, { highWaterMark: 256 * 1024 }),
@@ -66,7 +68,6 @@ async function readPatchWithStatus (file: string, opts: ReadPatchOptions, enforc
         try {
           for await (const chunk of source) {
             inflated += chunk.length
-            x.inflated = inflated
             if (inflated > limits.maxExtractedBytes) throw tooBig(limits)
             await x.push(chunk)
           }
@@ -81,7 +82,7 @@ async function readPatchWithStatus (file: string, opts: ReadPatchOptions, enforc
     await x.finish()
   } catch (err) {
     await x.abort()
-    throw classify(consumerError ?? err, x.inflated)
+    throw classify(consumerError ?? err)
   }
 
   // 1. Required members: nothing can be verified without them.
@@ -160,13 +161,22 @@ function tooBig (limits: PatchLimits): PatchReadError {
 
 const ZLIB_CODES = new Set(['Z_DATA_ERROR', 'Z_BUF_ERROR', 'Z_STREAM_ERROR', 'Z_NEED_DICT', 'Z_MEM_ERROR', 'ERR_BUFFER_TOO_LARGE'])
 
-function classify (err: unknown, inflated: number): unknown {
+async function hasGzipMagic (file: string): Promise<boolean> {
+  const fh = await open(file, 'r')
+  try {
+    const { bytesRead, buffer } = await fh.read(Buffer.alloc(2), 0, 2, 0)
+    return bytesRead === 2 && buffer[0] === 0x1f && buffer[1] === 0x8b
+  } finally {
+    await fh.close()
+  }
+}
+
+function classify (err: unknown): unknown {
   if (err instanceof PatchReadError) return err
   if (err instanceof TarError) return extractionError(err.message.startsWith('not a tar archive') ? 'not a tar archive' : err.message, err)
   const e = err as NodeJS.ErrnoException
   if (typeof e?.code === 'string' && ZLIB_CODES.has(e.code)) {
-    if (e.message === 'unexpected end of file') return extractionError(inflated === 0 ? 'not a gzip file (empty or truncated)' : 'truncated gzip data', err)
-    if (inflated === 0 && e.code === 'Z_DATA_ERROR') return extractionError('not a gzip file', err)
+    if (e.message === 'unexpected end of file') return extractionError('truncated gzip data', err)
     return extractionError(`corrupt gzip data (${e.message})`, err)
   }
   if (typeof e?.code === 'string' || typeof e?.errno === 'number') return new PatchReadError('io', e.message, { cause: err })
@@ -191,7 +201,6 @@ class Extraction {
   metadataXml: Buffer | null = null
   signature: Buffer | null = null
   signatureV2: Buffer | null = null
-  inflated = 0
 
   private readonly outer = new TarParser()
   private outerCount = 0

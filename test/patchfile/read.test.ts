@@ -295,7 +295,9 @@ const gz = (entries: RawEntry[]): Buffer => gzipSync(rawTar(entries))
 describe('readPatch: hostile and broken input', () => {
   const cases: Array<[string, () => Buffer, Partial<ReadPatchOptions>, string]> = [
     ['not gzip', () => Buffer.from('hello, this is not a patch'), {}, `${X}not a gzip file`],
-    ['an empty file', () => Buffer.alloc(0), {}, `${X}not a gzip file (empty or truncated)`],
+    ['an empty file', () => Buffer.alloc(0), {}, `${X}not a gzip file (empty)`],
+    ['garbage after the gzip stream', () => Buffer.concat([good(), Buffer.from('garbage')]), {}, `${X}corrupt gzip data (incorrect header check)`],
+    ['corrupt deflate data', () => { const p = good({ key: undefined }); p[20] ^= 0xff; p[21] ^= 0xff; return p }, {}, `${X}corrupt gzip data (invalid literal/lengths set)`],
     ['gzip but not tar', () => gzipSync(Buffer.alloc(3000, 'text ')), {}, `${X}not a tar archive`],
     ['truncated gzip', () => { const p = gzipSync(rawTar([{ name: 'metadata.tar', data: metaTar(' '.repeat(40_000)) }]), { level: 0 }); return p.subarray(0, p.length >> 1) }, {}, `${X}truncated gzip data`],
     ['a truncated outer tar', () => gzipSync(rawTar([{ name: 'metadata.tar', data: metaTar() }, { name: 'software.tar', size: 9999, data: softTar(), noPadding: true }], { end: false })), {}, `${X}truncated archive: member "software.tar" declares 9999 bytes, got 2048`],
