@@ -43,6 +43,10 @@ class UsageError extends Error {}
  */
 export async function runPatchCommand (argv: string[], io: PatchCommandIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const [sub, ...rest] = argv
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(USAGE)
+    return 0
+  }
   try {
     switch (sub) {
       case 'build': return await build(rest, io)

@@ -147,6 +147,14 @@ describe('patch build / inspect / verify', () => {
     expect(r.stderr).toContain('Usage:')
   })
 
+  it('prints the usage on --help, for any subcommand (exit 0)', async () => {
+    for (const argv of [['--help'], ['help'], ['build', '--help'], ['verify', '-h']]) {
+      const r = await run(...argv)
+
+      expect(r).toEqual({ code: 0, stdout: expect.stringContaining('multios-patch patch build --id ID'), stderr: '' })
+    }
+  })
+
   it('exits 1 on failures: a missing package file, an unreadable key, a bad trust dir', async () => {
     const d = await mkdtemp(path.join(root, 'fail-'))
     const out = path.join(d, 'F.patch')
