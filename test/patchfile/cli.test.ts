@@ -175,7 +175,7 @@ describe('patch build / inspect / verify', () => {
     expect(await readdir(d)).toEqual(['trust', 'x.patch'])
   })
 
-  it('runs as a real process: build, verify, and exit codes', async () => {
+  it('runs as a real process: build, verify, exit codes 0 and 1', async () => {
     const entry = path.join(import.meta.dirname, 'cli-entry.ts')
     const exec = async (...argv: string[]): Promise<{ code: number, stdout: string, stderr: string }> => {
       return await new Promise((resolve) => {
@@ -189,11 +189,9 @@ describe('patch build / inspect / verify', () => {
     const built = await exec('build', '--id', 'PROC_1', '--sw-version', '22.12', '--key', keys.privateKey, '-o', out, rpm)
     const verified = await exec('verify', out, '--trust', keys.trustDir)
     const refused = await exec('verify', out, '--trust', other.trustDir)
-    const usage = await exec('build')
 
     expect(built).toEqual({ code: 0, stdout: `Built ${out} (PROC_1, 1 package file, signed)\n`, stderr: '' })
     expect(verified).toEqual({ code: 0, stdout: 'Signature verified, patch has been signed\n', stderr: '' })
     expect(refused).toEqual({ code: 1, stdout: '', stderr: 'Patch validation failed for PROC_1:\nSignature check failed\n' })
-    expect(usage.code).toBe(2)
   })
 })
