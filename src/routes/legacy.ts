@@ -154,7 +154,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
           method,
           url,
           schema: { hide: !(prefix === '/v1' && url === '/v1/'), tags: ['legacy'], summary: 'All patches (unfiltered query)', operationId: method === 'GET' ? 'index' : 'indexPost', response: { 200: QueryResponse, 500: LegacyFault } },
-          handler: async () => patches.query({})
+          handler: async (_request, reply) => await reply.type('application/json; charset=utf-8').send(patches.queryJson({}))
         })
       }
     }
@@ -166,7 +166,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     description: '`show` filters on repostate (available/applied/committed; anything else is no filter); `release` on sw_version.',
     response: QueryResponse,
     querystring: QueryQuery,
-    handler: ({ params }) => patches.query({ show: params.show, release: params.release })
+    handler: async ({ params, reply }) => await reply.type('application/json; charset=utf-8').send(patches.queryJson({ show: params.show, release: params.release }))
   })
 
   register(app, {

@@ -82,6 +82,8 @@ export function createPatchService (deps: PatchServiceDeps) {
   let byId = new Map<string, StoredPatch>()
   let states = new Map<string, Patchstate>()
   let version = 0
+  const queryCache = new Map<string, string>()
+  let queryCacheVersion = -1
 
   function reload (): void {
     catalog = repos.patches.all()
@@ -521,6 +523,25 @@ export function createPatchService (deps: PatchServiceDeps) {
     patches: (): readonly StoredPatch[] => catalog,
     get: (id: string): StoredPatch | undefined => byId.get(id),
     patchstate: patchstateOf,
+
+    /**
+     * The `query` answer as JSON text, memoized until the next change: the body of a 1,000-patch
+     * query is built once, not once per request.
+     */
+    queryJson (opts: { show?: unknown, release?: unknown }): string {
+      if (queryCacheVersion !== version) {
+        queryCache.clear()
+        queryCacheVersion = version
+      }
+      const key = JSON.stringify([opts.show ?? null, opts.release ?? null])
+      let text = queryCache.get(key)
+      if (text === undefined) {
+        text = JSON.stringify(this.query(opts))
+        if (queryCache.size >= 64) queryCache.clear()
+        queryCache.set(key, text)
+      }
+      return text
+    },
 
     query (opts: { show?: unknown, release?: unknown }): { pd: Record<string, LegacyPatch> } {
       const show = typeof opts.show === 'string' ? opts.show : undefined

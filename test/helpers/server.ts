@@ -1,6 +1,7 @@
 /** Starts the real `multios-patch serve` process (dist build) on a free port, for end-to-end tests. */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
+import net from 'node:net'
 import path from 'node:path'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
@@ -16,35 +17,44 @@ export interface RunningServer {
   kill: (signal?: NodeJS.Signals) => Promise<void>
 }
 
+/** A port nobody listens on right now. */
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo
+      srv.close(() => { resolve(port) })
+    })
+  })
+}
+
 /** Builds dist/ when sources are newer (once per test process), then starts the server. */
 export async function startServer (env: Record<string, string>): Promise<RunningServer> {
   if (!built) {
     execFileSync('node', [path.join(ROOT, 'scripts/build-if-needed.mjs')], { cwd: ROOT, stdio: 'ignore' })
     built = true
   }
+  const port = await freePort()
   const child = spawn('node', [path.join(ROOT, 'dist/cli.js'), 'serve'], {
     cwd: ROOT,
-    env: { ...process.env, MPATCH_HOST: '127.0.0.1', MPATCH_PORT: '0', MPATCH_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, MPATCH_HOST: '127.0.0.1', MPATCH_LOG_LEVEL: 'info', ...env, MPATCH_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
+  let exitCode: number | null = null
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`server did not start:\n${out}`)) }, 20_000)
-    const check = (): void => {
-      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-      if (m !== null) {
-        clearTimeout(timer)
-        resolve(Number(m[1]))
-      }
-    }
-    child.stdout.on('data', check)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`server exited with ${String(code)}:\n${out}`))
-    })
-  })
+  child.on('exit', (code) => { exitCode = code ?? -1 })
+  // Ready when /healthz answers; whatever the log level says.
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (exitCode !== null) throw new Error(`server exited with ${String(exitCode)}:\n${out}`)
+    if (Date.now() > deadline) throw new Error(`server did not start:\n${out}`)
+    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)
+    if (ok) break
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
   const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
   return {
     url: `http://127.0.0.1:${port}`,
