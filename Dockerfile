@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Build stage: the full image has python3, make and g++ for better-sqlite3's native addon.
+FROM node:22-bookworm AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+# Runtime stage: only what `multios-patch serve` needs.
+FROM node:22-bookworm-slim
+ENV NODE_ENV=production \
+    MPATCH_HOST=0.0.0.0 \
+    MPATCH_DATA_DIR=/var/lib/multios-patch
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY migrations ./migrations
+RUN mkdir -p /var/lib/multios-patch && chown node:node /var/lib/multios-patch
+USER node
+VOLUME ["/var/lib/multios-patch"]
+EXPOSE 5487
+HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:5487/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+CMD ["node", "dist/cli.js", "serve"]
