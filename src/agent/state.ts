@@ -1,0 +1,172 @@
+/** The agent's persisted state (install marker, undelivered result, patch_failed): atomic writes and restart recovery. */
+import { open, readFile, rename, rm } from 'node:fs/promises'
+import path from 'node:path'
+import type { InventoryEntry } from './inventory.js'
+
+export const STATE_FILE = 'agent-state.json'
+
+/** The agent states of design.md section 4 (legacy names). */
+export type AgentRunState = 'idle' | 'installing' | 'install-failed' | 'install-rejected'
+
+/**
+ * Reasons an install result carries. The driver's own (OutcomeReason: dependency-failed,
+ * lock-held, no-space, package-not-found, signature-failed, command-failed, timeout,
+ * database-missing) plus the agent's:
+ * - plan-failed: the plan could not be fetched or was not valid;
+ * - download-failed: a file could not be fetched or had the wrong size or sha256;
+ * - interrupted: the agent stopped (crash, kill, shutdown) before the driver ran to the end;
+ * - agent-error: anything unexpected in the agent itself (logged with its stack).
+ * A rejected install carries the legacy text "Node must be locked." as its reason.
+ */
+export type AgentReason = 'plan-failed' | 'download-failed' | 'interrupted' | 'agent-error'
+
+/** One changed package: `to` is null for a removal, `from` null for a new install. Versions are `[epoch:]version[-release]`. */
+export interface ResultChange {
+  name: string
+  arch: string
+  from: string | null
+  to: string | null
+}
+
+/** The body POSTed to /api/v1/agents/{hostname}/installs/{installId}. */
+export interface InstallResult {
+  status: 'success' | 'failed' | 'rejected'
+  reason?: string
+  message?: string
+  outputTail?: string
+  changed?: ResultChange[]
+  inventory?: InventoryEntry[]
+  inventoryHash?: string
+}
+
+export interface PendingResult {
+  installId: number
+  result: InstallResult
+}
+
+export interface PersistedState {
+  version: 1
+  /** Legacy patch_failed: set by a failed or interrupted install, cleared by the next success. */
+  patchFailed: boolean
+  /** The install that started and has not been settled (its result not yet delivered), or null. */
+  installing: number | null
+  /** A result waiting to be delivered to the controller, or null. */
+  pending: PendingResult | null
+}
+
+export const INITIAL_STATE: PersistedState = { version: 1, patchFailed: false, installing: null, pending: null }
+
+/** The state file is not what this agent writes: someone edited it, or the disk lied. */
+export class StateFileError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'StateFileError'
+  }
+}
+
+/** True for the install ids the agent accepts: positive safe integers. */
+export function isInstallId (v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0
+}
+
+function checkState (v: unknown, file: string): PersistedState {
+  const bad = (why: string): never => { throw new StateFileError(`${file}: ${why}; move it away to start with a clean state`) }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('not a JSON object')
+  const s = v as Record<string, unknown>
+  if (s.version !== 1) return bad(`unknown version ${JSON.stringify(s.version)}`)
+  if (typeof s.patchFailed !== 'boolean') return bad('patchFailed is not a boolean')
+  if (s.installing !== null && !isInstallId(s.installing)) return bad('installing is not an install id or null')
+  if (s.pending !== null) {
+    const p = s.pending as Record<string, unknown> | undefined
+    const r = p?.result as Record<string, unknown> | undefined
+    if (typeof p !== 'object' || p === null || !isInstallId(p.installId) || typeof r !== 'object' || r === null ||
+      !['success', 'failed', 'rejected'].includes(r.status as string)) {
+      return bad('pending is not a result for an install id')
+    }
+  }
+  return { version: 1, patchFailed: s.patchFailed, installing: s.installing as number | null, pending: s.pending as PendingResult | null }
+}
+
+/**
+ * Reads `<dir>/agent-state.json`; INITIAL_STATE when it does not exist. A leftover temp file of
+ * an interrupted write is removed (the rename never happened, so the old file is the truth).
+ * Throws StateFileError when the file is not valid JSON of the expected shape.
+ */
+export async function loadState (dir: string): Promise<PersistedState> {
+  const file = path.join(dir, STATE_FILE)
+  await rm(`${file}.tmp`, { force: true })
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ...INITIAL_STATE }
+    throw err
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    throw new StateFileError(`${file}: not valid JSON (${(err as Error).message}); move it away to start with a clean state`)
+  }
+  return checkState(parsed, file)
+}
+
+/**
+ * Writes the state atomically: temp file, fsync, rename over the old file, fsync the folder, so a
+ * crash at any point leaves either the old or the new state on disk, never half of one.
+ */
+export async function saveState (dir: string, state: PersistedState): Promise<void> {
+  const file = path.join(dir, STATE_FILE)
+  const tmp = `${file}.tmp`
+  const fh = await open(tmp, 'w', 0o600)
+  try {
+    await fh.writeFile(JSON.stringify(state) + '\n')
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await rename(tmp, file)
+  // The rename itself is only durable once the directory entry is on disk.
+  const dh = await open(dir, 'r')
+  try {
+    await dh.sync()
+  } finally {
+    await dh.close()
+  }
+}
+
+export interface Recovery {
+  persisted: PersistedState
+  state: AgentRunState
+  /** The install id found interrupted, or null. */
+  interrupted: number | null
+}
+
+/**
+ * Decides where the agent stands after a start. An install marker without a recorded result
+ * means the agent died during that install: legacy turns that into install-failed with
+ * patch_failed set, and the controller gets a failed/'interrupted' result for it. A recorded but
+ * undelivered result stays pending and sets the state it would have set.
+ * `inventory` (the current one, when readable) goes into the interrupted result.
+ */
+export function recoverState (persisted: PersistedState, inventory: { entries: InventoryEntry[], hash: string } | null): Recovery {
+  if (persisted.pending !== null) {
+    const failed = persisted.pending.result.status === 'failed'
+    return { persisted, state: failed ? 'install-failed' : 'idle', interrupted: null }
+  }
+  if (persisted.installing !== null) {
+    const installId = persisted.installing
+    const result: InstallResult = {
+      status: 'failed',
+      reason: 'interrupted',
+      message: `the agent stopped during install ${installId}; the host may be partly updated`,
+      ...inventory !== null ? { inventory: inventory.entries, inventoryHash: inventory.hash } : {}
+    }
+    return {
+      persisted: { ...persisted, patchFailed: true, pending: { installId, result } },
+      state: 'install-failed',
+      interrupted: installId
+    }
+  }
+  return { persisted, state: 'idle', interrupted: null }
+}
