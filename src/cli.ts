@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-/** The `multios-patch` command: serve | patch build|inspect|verify. */
+/** The `multios-patch` command: serve | agent | patch build|inspect|verify. */
 import { runPatchCommand } from './cli/patch.js'
 
 const usage = `Usage:
   multios-patch serve                      start the controller (configuration from MPATCH_* variables)
+  multios-patch agent --controller URL     run the per-host agent (--help for its options)
   multios-patch patch build|inspect|verify build, show or verify a .patch file (--help for details)
 `
 
@@ -14,6 +15,10 @@ async function main (argv: string[]): Promise<number> {
       const { serve } = await import('./server.js')
       await serve()
       return -1
+    }
+    case 'agent': {
+      const { runAgentCommand } = await import('./cli/agent.js')
+      return await runAgentCommand(rest)
     }
     case 'patch':
       return await runPatchCommand(rest)
