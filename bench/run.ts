@@ -3,8 +3,7 @@
  * against a baseline measured in the same run on the same machine.
  */
 import { execFileSync, spawn } from 'node:child_process'
-import { randomFillSync } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import http from 'node:http'
 import os from 'node:os'
@@ -13,6 +12,7 @@ import { openStore } from '../src/db/index.js'
 import type { PatchMetadata } from '../src/patchfile/types.js'
 import { writePatch } from '../src/patchfile/write.js'
 import { makeTestKeys } from '../test/helpers/patches.js'
+import { buildDeb } from '../test/helpers/packages.js'
 import { startServer, type RunningServer } from '../test/helpers/server.js'
 import { load } from './load.js'
 
@@ -95,16 +95,6 @@ async function benchQuery (work: string): Promise<void> {
   }
 }
 
-async function writeRandom (file: string, bytes: number): Promise<void> {
-  const out = createWriteStream(file)
-  const chunk = Buffer.alloc(4 * MiB)
-  for (let done = 0; done < bytes; done += chunk.length) {
-    randomFillSync(chunk)
-    if (!out.write(Buffer.from(chunk))) await new Promise<void>((resolve) => { out.once('drain', () => { resolve() }) })
-  }
-  await new Promise<void>((resolve) => { out.end(() => { resolve() }) })
-}
-
 function upload (server: RunningServer, file: string, name: string): Promise<string> {
   const boundary = '----mpatchbench'
   return new Promise((resolve, reject) => {
@@ -129,11 +119,10 @@ function timeIt (fn: () => void): number {
 
 async function benchUpload (work: string): Promise<void> {
   const keys = await makeTestKeys(path.join(work, 'keys'))
-  const payload = path.join(work, 'benchpkg-1.0-1.x86_64.rpm')
-  await writeRandom(payload, 256 * MiB)
+  const payload = await buildDeb(work, { name: 'benchpkg', version: '1.0-1', compression: 'none', randomFiles: { 'opt/benchpkg/blob.bin': 256 * MiB } })
   const file = path.join(work, 'UPLOAD_BENCH.patch')
   await writePatch({
-    metadata: { id: 'UPLOAD_BENCH', swVersion: '22.12', status: 'REL', rebootRequired: 'N', requires: [], personalities: {}, contents: { rpm: [path.basename(payload)], deb: [] }, semantics: [] },
+    metadata: { id: 'UPLOAD_BENCH', swVersion: '22.12', status: 'REL', rebootRequired: 'N', requires: [], personalities: {}, contents: { rpm: [], deb: [path.basename(payload)] }, semantics: [] },
     files: [payload],
     signingKey: keys.privateKeyPem,
     out: file

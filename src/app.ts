@@ -8,6 +8,8 @@ import corePlugin from './plugins/core.js'
 import legacyRoutes from './routes/legacy.js'
 import healthRoutes from './routes/health.js'
 import auditRoutes from './routes/audit.js'
+import agentRoutes from './routes/agents.js'
+import fleetRoutes from './routes/fleet.js'
 import type { CommandRunner } from './services/semantic-checks.js'
 
 export interface AppDeps {
@@ -32,6 +34,8 @@ export async function buildApp (deps: AppDeps) {
   await app.register(corePlugin, { config: deps.config, dbPath: deps.dbPath, runner: deps.runner })
   await app.register(healthRoutes)
   await app.register(auditRoutes, { prefix: '/api/v1' })
+  await app.register(agentRoutes, { prefix: '/api/v1' })
+  await app.register(fleetRoutes, { prefix: '/api/v1' })
   await app.register(legacyRoutes)
   return app
 }

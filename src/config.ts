@@ -17,6 +17,7 @@ export const ConfigSchema = Type.Object({
   MPATCH_LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino log level' }),
   MPATCH_SEMANTIC_CHECKS: Type.Boolean({ default: false, description: 'Run the pre-apply/pre-remove semantic checks carried by patches' }),
   MPATCH_SEMANTIC_TIMEOUT_S: Type.Integer({ default: 60, minimum: 1, description: 'Time limit of one semantic check' }),
+  MPATCH_HOST_TIMEOUT_S: Type.Integer({ default: 3600, minimum: 1, description: 'A host that has not reported for this long is dropped' }),
   MPATCH_DOCS: Type.Boolean({ default: true, description: 'Serve Swagger UI at /docs' })
 })
 

@@ -5,13 +5,19 @@ import { createPatchesRepo } from './patches.js'
 import { createReleasesRepo } from './releases.js'
 import { createAppDependenciesRepo } from './app-dependencies.js'
 import { createAuditRepo } from './audit.js'
+import { createFeedsRepo } from './feeds.js'
+import { createHostsRepo } from './hosts.js'
+import { createInstallsRepo } from './installs.js'
 
 export function createRepos (db: Db) {
   return {
     patches: createPatchesRepo(db),
     releases: createReleasesRepo(db),
     appDependencies: createAppDependenciesRepo(db),
-    audit: createAuditRepo(db)
+    audit: createAuditRepo(db),
+    feeds: createFeedsRepo(db),
+    hosts: createHostsRepo(db),
+    installs: createInstallsRepo(db)
   }
 }
 

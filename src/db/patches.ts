@@ -14,7 +14,34 @@ export interface StoredPatch extends PatchMetadata {
   updatedAt: string
 }
 
-export interface StoredFile { kind: 'software' | 'semantic' | 'extra', name: string, sha256: string, size: number, pruned?: boolean }
+export interface StoredFile {
+  kind: 'software' | 'semantic' | 'extra'
+  name: string
+  sha256: string
+  size: number
+  pruned?: boolean
+  /** What the package file is, for rpm/deb payloads (read from its header at import). */
+  pkg?: PackageIdentity
+}
+
+/** A package file's identity: family, name and `[epoch:]version[-release]` split as the header has it. */
+export interface PackageIdentity {
+  family: 'rpm' | 'deb'
+  name: string
+  epoch: number | null
+  version: string
+  release: string | null
+  arch: string
+}
+
+/** A payload file with its owning patch, as the state rule reads them. */
+export interface PatchPackageFile extends PackageIdentity {
+  patchId: string
+  fileName: string
+  sha256: string
+  size: number
+  pruned: boolean
+}
 
 interface PatchRow {
   id: string
@@ -113,7 +140,10 @@ export function createPatchesRepo (db: Db) {
     WHERE id = @id`)
   const deleteRequires = db.prepare('DELETE FROM patch_requires WHERE patch_id = ?')
   const insertRequire = db.prepare('INSERT INTO patch_requires (patch_id, position, required_id) VALUES (?, ?, ?)')
-  const insertFile = db.prepare('INSERT INTO patch_files (patch_id, kind, name, sha256, size) VALUES (?, ?, ?, ?, ?)')
+  const insertFile = db.prepare(`INSERT INTO patch_files (patch_id, kind, name, sha256, size, family, pkg_name, pkg_epoch, pkg_version, pkg_release, pkg_arch)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+  const selectPackageFiles = db.prepare(`SELECT patch_id, name, sha256, size, pruned, family, pkg_name, pkg_epoch, pkg_version, pkg_release, pkg_arch
+    FROM patch_files WHERE kind = 'software' AND family IS NOT NULL ORDER BY patch_id, rowid`)
   const selectFiles = db.prepare('SELECT kind, name, sha256, size, pruned FROM patch_files WHERE patch_id = ? ORDER BY kind, rowid')
   const setState = db.prepare("UPDATE patches SET repostate = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?")
   const deletePatch = db.prepare('DELETE FROM patches WHERE id = ?')
@@ -149,7 +179,10 @@ export function createPatchesRepo (db: Db) {
     insert (m: PatchMetadata, repostate: Repostate, metadataXml: string, signer: string | null, files: StoredFile[]): void {
       insertPatch.run({ ...metadataParams(m, metadataXml, signer), repostate })
       writeRequires(m.id, m.requires)
-      for (const f of files) insertFile.run(m.id, f.kind, f.name, f.sha256, f.size)
+      for (const f of files) {
+        const k = f.pkg
+        insertFile.run(m.id, f.kind, f.name, f.sha256, f.size, k?.family ?? null, k?.name ?? null, k?.epoch ?? null, k?.version ?? null, k?.release ?? null, k?.arch ?? null)
+      }
     },
 
     /** Replaces every metadata field except the repostate (re-import of a known patch). */
@@ -182,6 +215,12 @@ export function createPatchesRepo (db: Db) {
     /** Every sha256 a patch file row references (for the start-up orphan sweep). */
     referencedShas (): Set<string> {
       return new Set((selectShas.all() as Array<{ sha256: string }>).map((r) => r.sha256))
+    },
+
+    /** Every rpm/deb payload file of every patch, with its package identity. */
+    packageFiles (): PatchPackageFile[] {
+      return (selectPackageFiles.all() as Array<{ patch_id: string, name: string, sha256: string, size: number, pruned: number, family: 'rpm' | 'deb', pkg_name: string, pkg_epoch: number | null, pkg_version: string, pkg_release: string | null, pkg_arch: string }>)
+        .map((r) => ({ patchId: r.patch_id, fileName: r.name, sha256: r.sha256, size: r.size, pruned: r.pruned === 1, family: r.family, name: r.pkg_name, epoch: r.pkg_epoch, version: r.pkg_version, release: r.pkg_release, arch: r.pkg_arch }))
     },
 
     /** Map of software file name → owning patch id. */

@@ -9,6 +9,8 @@ import type { Db } from '../db/open.js'
 import { createContentStore, type ContentStore } from '../store/content.js'
 import { createPatchService, type PatchService } from '../services/patches.js'
 import type { CommandRunner } from '../services/semantic-checks.js'
+import { createHostService, type HostService } from '../services/hosts.js'
+import { createFeedService, type FeedService } from '../services/feeds.js'
 
 export interface Core {
   config: Config
@@ -16,6 +18,8 @@ export interface Core {
   repos: Repos
   store: ContentStore
   patches: PatchService
+  hosts: HostService
+  feeds: FeedService
 }
 
 declare module 'fastify' {
@@ -34,7 +38,11 @@ export default fp(async function corePlugin (app: FastifyInstance, opts: CorePlu
   app.addHook('onClose', async () => { db.close() })
   const store = createContentStore(config.contentDir, config.tmpDir)
   const patches = createPatchService({ config, db, repos, store, log: app.log as unknown as Logger, runner: opts.runner })
+  const hosts = createHostService({ config, db, repos, patches, log: app.log as unknown as Logger })
+  const feeds = createFeedService({ db, repos, store, onChange: () => { hosts.feedsChanged() } })
   const swept = await patches.init()
+  hosts.init()
   if (swept.tmp > 0 || swept.orphans > 0) app.log.info(swept, 'removed leftovers of an earlier run')
-  app.decorate('core', { config, db, repos, store, patches })
+  app.addHook('onClose', async () => { hosts.close() })
+  app.decorate('core', { config, db, repos, store, patches, hosts, feeds })
 }, { name: 'core' })

@@ -14,6 +14,10 @@ export default fp(async function swaggerPlugin (app: FastifyInstance, opts: { ui
       info: { title: 'multios-patch', description: pkg.description, version: pkg.version },
       tags: [
         { name: 'legacy', description: 'StarlingX Patching API v1, served under /v1/ and /patch/ (GET and POST alike)' },
+        { name: 'hosts', description: 'Hosts as their agents report them' },
+        { name: 'installs', description: 'Install requests and their outcomes' },
+        { name: 'releases', description: 'Release feeds (base packages)' },
+        { name: 'agents', description: 'The agent API: reports, commands, plans, results, payloads' },
         { name: 'operations', description: 'Health, readiness and audit' }
       ]
     }

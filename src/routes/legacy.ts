@@ -128,7 +128,7 @@ function bodyParsers (app: FastifyInstance): void {
 
 export default async function legacyRoutes (app: FastifyInstance): Promise<void> {
   const core = app.core
-  const { patches, store, config } = core
+  const { patches, store, config, hosts } = core
 
   bodyParsers(app)
   await app.register(multipart, {
@@ -314,7 +314,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'host',
     summary: 'Hosts and their patch status',
     response: QueryHostsResponse,
-    handler: () => ({ data: [] })
+    handler: () => hosts.queryHosts()
   })
 
   register(app, {
@@ -330,9 +330,10 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'host',
     summary: 'Ask a host to install the applied patch set (`/force` installs on an unlocked host)',
     response: LegacyResult,
-    handler: ({ segs }) => segs.length === 0
+    // force is on when any later segment is exactly `force` (spec 2.3.13).
+    handler: ({ segs, caller }) => segs.length === 0
       ? { error: 'Host must be specified for install' }
-      : { info: '', warning: '', error: `Unknown host specified: ${segs[0]}\n` }
+      : hosts.installAsync(caller, segs[0], segs.slice(1).includes('force'))
   })
 
   register(app, {
@@ -340,9 +341,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'host',
     summary: 'Forget a host',
     response: LegacyResult,
-    handler: ({ segs }) => segs.length === 0
-      ? { error: 'Host must be specified' }
-      : { info: '', warning: '', error: `Unknown host specified: ${segs[0]}\n` }
+    handler: ({ segs, caller }) => segs.length === 0 ? { error: 'Host must be specified' } : hosts.drop(caller, segs[0])
   })
 
   /** Streams every `file` part to a private temp folder (bounded by MPATCH_MAX_UPLOAD_BYTES); imports the last one. */

@@ -1,5 +1,5 @@
 /** The patch-state rule: one function that turns repostates, hosts and interim sets into patchstates. */
-import type { Repostate, StoredPatch } from '../db/patches.js'
+import type { Repostate } from '../db/patches.js'
 
 export type Patchstate = 'Available' | 'Partial-Apply' | 'Applied' | 'Partial-Remove' | 'Committed' | 'n/a'
 
@@ -23,7 +23,7 @@ const interimState: Record<Repostate, Patchstate | null> = {
  * the interim set is Partial-* by its repostate; otherwise the repostate, unless a host's package
  * comparison found it Partial.
  */
-export function computePatchStates (patches: readonly StoredPatch[], ctx: StateContext): Map<string, Patchstate> {
+export function computePatchStates (patches: ReadonlyArray<{ id: string, repostate: Repostate }>, ctx: StateContext): Map<string, Patchstate> {
   const out = new Map<string, Patchstate>()
   for (const p of patches) {
     if (ctx.hostCount === 0) {

@@ -15,7 +15,10 @@ import type { PatchContents } from '../patchfile/types.js'
 import { computePatchStates, type Patchstate } from './patch-state.js'
 import { dependencies, topologicalOrder } from './ordering.js'
 import { compareFileVersions, identifyPackageFile } from './package-names.js'
+import { evrOf } from './fleet-state.js'
 import { createSemanticChecker, type CommandRunner } from './semantic-checks.js'
+import { inspectPackageFile, PackageFileError } from '../drivers/package-file.js'
+import type { PackageIdentity } from '../db/patches.js'
 import { RELEASE_PATTERN } from '../config.js'
 
 /** The standard legacy result: three newline-terminated message strings. */
@@ -74,7 +77,7 @@ export function legacyPatch (p: StoredPatch, patchstate: Patchstate): LegacyPatc
 /** Creates the patch service. Mutating calls run one at a time; reads never wait for them. */
 export function createPatchService (deps: PatchServiceDeps) {
   const { config, db, repos, store, log } = deps
-  const hostFacts = deps.hostFacts ?? (() => ({ hostCount: 0, hostIps: [], interim: new Set<string>() }))
+  let hostFacts = deps.hostFacts ?? (() => ({ hostCount: 0, hostIps: [] as string[], interim: new Set<string>() as ReadonlySet<string> }))
   const semantic = createSemanticChecker({ store, runner: deps.runner, timeoutMs: config.MPATCH_SEMANTIC_TIMEOUT_S * 1000, log })
 
   // In-memory catalogue of patches, reloaded after every committed write; reads use it directly.
@@ -82,12 +85,14 @@ export function createPatchService (deps: PatchServiceDeps) {
   let byId = new Map<string, StoredPatch>()
   let states = new Map<string, Patchstate>()
   let version = 0
+  let catalogGen = 0
   const queryCache = new Map<string, string>()
   let queryCacheVersion = -1
 
   function reload (): void {
     catalog = repos.patches.all()
     byId = new Map(catalog.map((p) => [p.id, p]))
+    catalogGen++
     recompute()
   }
 
@@ -214,8 +219,30 @@ export function createPatchService (deps: PatchServiceDeps) {
           return
         }
       }
+      const identities = new Map<string, PackageIdentity>()
+      for (const f of read.software) {
+        const family = f.name.endsWith('.rpm') ? 'rpm' : f.name.endsWith('.deb') ? 'deb' : null
+        if (family === null) continue
+        const problem = await identify(f.path, family).then((idn) => {
+          identities.set(f.name, idn)
+          return null
+        }, (err: unknown) => {
+          if (err instanceof PackageFileError) return `${f.name} is not a valid ${family} package: ${err.reason}`
+          throw err
+        })
+        if (problem !== null) {
+          m.error += `Patch validation failed for ${id}:\n${problem}\n`
+          return
+        }
+        const idn = identities.get(f.name) as PackageIdentity
+        const older = feedVersionAtLeast(meta.swVersion, idn)
+        if (older !== null) {
+          m.error += `Patch validation failed for ${id}:\n${family === 'rpm' ? 'RPM' : 'Package'} ${f.name} in patch ${id} must be higher version than original (${older})\n`
+          return
+        }
+      }
       const files: StoredFile[] = [
-        ...read.software.map((f) => ({ kind: 'software' as const, name: f.name, sha256: f.sha256, size: f.size })),
+        ...read.software.map((f) => ({ kind: 'software' as const, name: f.name, sha256: f.sha256, size: f.size, pkg: identities.get(f.name) })),
         ...read.semantics.map((f) => ({ kind: 'semantic' as const, name: f.action, sha256: f.sha256, size: f.size })),
         ...read.extras.map((f) => ({ kind: 'extra' as const, name: f.name, sha256: f.sha256, size: f.size }))
       ]
@@ -230,6 +257,22 @@ export function createPatchService (deps: PatchServiceDeps) {
     } finally {
       await store.discard(work)
     }
+  }
+
+  /** Reads a payload's rpm/deb header; the family must match the file name's. */
+  async function identify (file: string, family: 'rpm' | 'deb'): Promise<PackageIdentity> {
+    const info = await inspectPackageFile(file)
+    if (info.family !== family) throw new PackageFileError(file, `it is a ${info.family} package`)
+    return { family, name: info.name, epoch: info.epoch, version: info.version, release: info.release, arch: info.arch }
+  }
+
+  /** The feed's version of the same package when it is not lower than `p` (the patch must raise it), else null. */
+  function feedVersionAtLeast (rel: string, p: PackageIdentity): string | null {
+    for (const f of repos.feeds.ofRelease(rel)) {
+      if (f.family !== p.family || f.name !== p.name || f.arch !== p.arch) continue
+      if (compareFileVersions(p.family, evrOf(p), evrOf(f)) <= 0) return evrOf(f)
+    }
+    return null
   }
 
   async function importAll (sources: ImportSource[]): Promise<LegacyResult> {
@@ -402,7 +445,8 @@ export function createPatchService (deps: PatchServiceDeps) {
         m.info += `${id} has been deleted\n`
       }
     })()
-    await store.remove(garbage)
+    const feedShas = repos.feeds.referencedShas()
+    await store.remove(garbage.filter((sha) => !feedShas.has(sha)))
     return m.result()
   }
 
@@ -464,7 +508,8 @@ export function createPatchService (deps: PatchServiceDeps) {
         if (sha !== null) freed.push(sha)
       }
     })()
-    await store.remove(freed)
+    const feedShas = repos.feeds.referencedShas()
+    await store.remove(freed.filter((sha) => !feedShas.has(sha)))
     m.info += 'The patches have been committed.'
     return { info: m.info, error: m.error }
   }
@@ -495,9 +540,11 @@ export function createPatchService (deps: PatchServiceDeps) {
     let existed = false
     db.transaction(() => {
       for (const p of catalog) if (p.swVersion === rel) garbage.push(...repos.patches.delete(p.id))
+      garbage.push(...repos.feeds.deleteRelease(rel))
       existed = repos.releases.remove(rel)
     })()
-    await store.remove(garbage)
+    const live = new Set([...repos.patches.referencedShas(), ...repos.feeds.referencedShas()])
+    await store.remove(garbage.filter((sha) => !live.has(sha)))
     if (!existed) m.info += `Patch repository for ${rel} does not exist\n`
     return m.result()
   }
@@ -508,7 +555,7 @@ export function createPatchService (deps: PatchServiceDeps) {
     /** Loads the catalogue and sweeps temp files and orphaned payloads (call once at start). */
     async init (): Promise<{ tmp: number, orphans: number }> {
       reload()
-      return await store.sweep(repos.patches.referencedShas())
+      return await store.sweep(new Set([...repos.patches.referencedShas(), ...repos.feeds.referencedShas()]))
     },
 
     /** Recomputes patchstates after host facts changed. */
@@ -516,6 +563,12 @@ export function createPatchService (deps: PatchServiceDeps) {
 
     /** Lets the host service hear about apply/remove, to record interim sets. */
     setRepostateListener (fn: (ids: string[], hostCount: number) => void): void { onRepostateChange = fn },
+
+    /** Lets the host service supply host counts, interim sets and per-host findings. */
+    setHostFacts (fn: NonNullable<PatchServiceDeps['hostFacts']>): void { hostFacts = fn },
+
+    /** A number that changes whenever the patch catalogue itself changes (not mere state changes). */
+    catalogGeneration: (): number => catalogGen,
 
     /** A number that changes whenever patches or their states change (for response caching). */
     version: (): number => version,

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { randomFillSync } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import { readdir, readFile, rm, stat } from 'node:fs/promises'
 import http from 'node:http'
 import path from 'node:path'
@@ -8,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { writePatch } from '../../src/patchfile/write.js'
 import { tempDir } from '../helpers/build-app.js'
 import { buildTestPatch, makeTestKeys, type TestKeys } from '../helpers/patches.js'
+import { buildDeb, buildRpm } from '../helpers/packages.js'
 import { startServer, type RunningServer } from '../helpers/server.js'
 
 const GiB = 1024 ** 3
@@ -16,25 +16,14 @@ let keys: TestKeys
 let big: string
 const small: Record<string, string> = {}
 
-async function writeRandomFile (file: string, bytes: number): Promise<void> {
-  const out = createWriteStream(file)
-  const chunk = Buffer.alloc(4 * 1024 * 1024)
-  for (let done = 0; done < bytes; done += chunk.length) {
-    randomFillSync(chunk)
-    const n = Math.min(chunk.length, bytes - done)
-    if (!out.write(n === chunk.length ? Buffer.from(chunk) : chunk.subarray(0, n))) await new Promise<void>((resolve) => { out.once('drain', () => { resolve() }) })
-  }
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => { err != null ? reject(err) : resolve() }))
-}
-
 beforeAll(async () => {
   work = await tempDir('crash')
   keys = await makeTestKeys(path.join(work, 'keys'))
-  const payload = path.join(work, 'bigpkg-1.0-1.x86_64.rpm')
-  await writeRandomFile(payload, GiB)
+  // A real 1 GiB .deb (random, uncompressed data member): the server reads its header at import.
+  const payload = await buildDeb(work, { name: 'bigpkg', version: '1.0-1', compression: 'none', randomFiles: { 'opt/bigpkg/blob.bin': GiB } })
   big = path.join(work, 'BIG.patch')
   await writePatch({
-    metadata: { id: 'BIG', swVersion: '22.12', status: 'REL', rebootRequired: 'N', requires: [], personalities: {}, contents: { rpm: [path.basename(payload)], deb: [] }, semantics: [] },
+    metadata: { id: 'BIG', swVersion: '22.12', status: 'REL', rebootRequired: 'N', requires: [], personalities: {}, contents: { rpm: [], deb: [path.basename(payload)] }, semantics: [] },
     files: [payload],
     signingKey: keys.privateKeyPem,
     out: big,
@@ -43,7 +32,8 @@ beforeAll(async () => {
   })
   await rm(payload)
   for (let i = 1; i <= 6; i++) {
-    small[`C${i}`] = await buildTestPatch(path.join(work, 'small'), { id: `C${i}`, requires: i > 1 ? [`C${i - 1}`] : [], key: keys.privateKey })
+    const rpm = await buildRpm(path.join(work, 'small'), { name: `crash${i}`, version: '1.0', release: '1' })
+    small[`C${i}`] = await buildTestPatch(path.join(work, 'small'), { id: `C${i}`, requires: i > 1 ? [`C${i - 1}`] : [], files: [rpm], key: keys.privateKey })
   }
 }, 180_000)
 
@@ -124,7 +114,7 @@ describe('multios-patch serve (real process)', () => {
       const peak = await server.peakRss()
 
       expect(res).toEqual({ status: 200, body: JSON.stringify({ info: 'BIG is now available\n', warning: '', error: '' }) })
-      expect((await json(server, '/patch/show/BIG', 'POST')).contents.BIG).toEqual(['bigpkg-1.0-1.x86_64.rpm'])
+      expect((await json(server, '/patch/show/BIG', 'POST')).contents.BIG).toEqual(['bigpkg_1.0-1_all.deb'])
       process.stdout.write(`1 GiB upload+verify+store: ${seconds.toFixed(1)} s, server peak RSS ${(peak / 1048576).toFixed(1)} MiB\n`)
       expect(peak).toBeLessThan(200 * 1024 * 1024)
       expect(await listTree(path.join(dataDir, 'tmp'))).toEqual([])

@@ -1,4 +1,6 @@
 /** Test helpers that build real .deb and .rpm files with dpkg-deb and rpmbuild inside temp dirs, leaving the host untouched. */
+import { randomFillSync } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -20,6 +22,8 @@ export interface DebSpec {
   description?: string
   /** dpkg-deb -Z compressor for control.tar and data.tar; default is dpkg-deb's own (xz on bookworm). */
   compression?: 'xz' | 'gzip' | 'zstd' | 'none'
+  /** Files of this many random bytes (path in package → size), streamed to disk: for large-package tests. */
+  randomFiles?: Record<string, number>
 }
 
 export interface RpmSpec {
@@ -87,6 +91,10 @@ export async function buildDeb (outDir: string, spec: DebSpec): Promise<string> 
     const root = path.join(work, 'root')
     await mkdirMode(root)
     await writeTree(root, files)
+    for (const [rel, bytes] of Object.entries(spec.randomFiles ?? {})) {
+      check(/^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(rel) && !rel.split('/').includes('..'), `buildDeb: bad random file path ${JSON.stringify(rel)}`)
+      await writeRandomFile(path.join(root, rel), bytes)
+    }
     const debian = path.join(root, 'DEBIAN')
     await mkdirMode(debian)
     await writeMode(path.join(debian, 'control'), control, 0o644)
@@ -235,4 +243,17 @@ async function runTool (who: string, file: string, args: string[], env: Record<s
     const detail = result.timedOut ? 'timed out' : `exit ${String(result.exitCode)}`
     throw new Error(`${who}: ${file} failed (${detail}): ${String(result.stderr).trim() || String(result.stdout).trim()}`)
   }
+}
+
+/** Streams `bytes` random bytes into `file` (parents created), never holding more than 4 MiB. */
+async function writeRandomFile (file: string, bytes: number): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true })
+  const out = createWriteStream(file, { mode: 0o644 })
+  const chunk = Buffer.alloc(4 * 1024 * 1024)
+  for (let done = 0; done < bytes; done += chunk.length) {
+    randomFillSync(chunk)
+    const n = Math.min(chunk.length, bytes - done)
+    if (!out.write(Buffer.from(chunk.subarray(0, n)))) await new Promise<void>((resolve) => { out.once('drain', () => { resolve() }) })
+  }
+  await new Promise<void>((resolve, reject) => { out.end((err?: Error | null) => { if (err != null) reject(err); else resolve() }) })
 }

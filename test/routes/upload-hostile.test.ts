@@ -7,10 +7,12 @@ import { buildTestApp, tempDir } from '../helpers/build-app.js'
 import { multipart } from '../helpers/multipart.js'
 import { makeTestKeys } from '../helpers/patches.js'
 import { metadataXmlFor, rawPatch, rawTar, type RawEntry } from '../helpers/tar.js'
+import { buildRpm } from '../helpers/packages.js'
 
 let work: string
 let trustDir: string
 let key: KeyObject
+let realRpm: Buffer
 const tag = randomBytes(6).toString('hex')
 const escapeRel = `../../mpatch-escape-${tag}`
 const escapeAbs = `/tmp/mpatch-escape-abs-${tag}`
@@ -20,6 +22,7 @@ beforeAll(async () => {
   const keys = await makeTestKeys(path.join(work, 'keys'))
   trustDir = keys.trustDir
   key = createPrivateKey(await readFile(keys.privateKey, 'utf8'))
+  realRpm = await readFile(await buildRpm(work, { name: 'pkg', version: '1.0', release: '1' }))
 })
 
 afterAll(async () => {
@@ -62,6 +65,16 @@ const cases: Array<{ name: string, body: () => Buffer, error: RegExp }> = [
 ]
 
 describe('POST /v1/upload with hostile patches', () => {
+  it('refuses a payload that is not the package its name says, naming the file', async () => {
+    const { app } = await buildTestApp({ config: { MPATCH_TRUST_DIR: trustDir } })
+    const { payload, headers } = multipart([{ name: 'file', filename: 'H.patch', content: withSoftware('H', [{ name: RPM, data: 'not an rpm at all' }]) }])
+
+    const res = await app.inject({ method: 'POST', url: '/v1/upload', payload, headers })
+
+    expect(res.json().error).toMatch(/^Patch validation failed for H:\npkg-1\.0-1\.noarch\.rpm is not a valid rpm package: .+\n$/)
+    expect((await app.inject({ url: '/v1/query' })).json()).toEqual({ pd: {} })
+  })
+
   it.each(cases)('refuses $name with a clear error, stores nothing and keeps serving', async ({ body, error }) => {
     const { app, dataDir } = await buildTestApp({ config: { MPATCH_TRUST_DIR: trustDir, MPATCH_MAX_UPLOAD_BYTES: 16 * 1024 * 1024 } })
     const { payload, headers } = multipart([{ name: 'file', filename: '../../../etc/H.patch', content: body() }])
@@ -86,7 +99,7 @@ describe('POST /v1/upload with hostile patches', () => {
   it('still imports a good patch after refusing a hostile one', async () => {
     const { app } = await buildTestApp({ config: { MPATCH_TRUST_DIR: trustDir } })
     const bad = multipart([{ name: 'file', filename: 'H.patch', content: withSoftware('H', [{ name: RPM, type: '2', linkName: '/etc/passwd' }]) }])
-    const good = multipart([{ name: 'file', filename: 'H.patch', content: withSoftware('H', [{ name: RPM, data: 'payload' }]) }])
+    const good = multipart([{ name: 'file', filename: 'H.patch', content: withSoftware('H', [{ name: RPM, data: realRpm }]) }])
 
     await app.inject({ method: 'POST', url: '/v1/upload', ...bad })
     const res = await app.inject({ method: 'POST', url: '/v1/upload', ...good })

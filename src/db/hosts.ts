@@ -1,0 +1,149 @@
+/** Repository of hosts, their installed packages and the interim sets. */
+import type { Db } from './open.js'
+
+export type AgentState = 'idle' | 'installing' | 'install-failed' | 'install-rejected'
+
+export interface HostOs { id: string, versionId: string, prettyName: string }
+
+export interface HostRecord {
+  hostname: string
+  ip: string
+  nodetype: string | null
+  subfunctions: string[]
+  swVersion: string
+  os: HostOs
+  arch: string
+  driver: string
+  state: AgentState
+  patchFailed: boolean
+  requiresReboot: boolean
+  rebootReasons: string[]
+  locked: boolean
+  inventoryHash: string | null
+  firstSeenAt: string
+  lastReportAt: string
+}
+
+export interface HostPackage { name: string, epoch: number | null, version: string, release: string | null, arch: string }
+
+interface Row {
+  hostname: string
+  seq: number
+  ip: string
+  nodetype: string | null
+  subfunctions: string
+  sw_version: string
+  os_id: string
+  os_version_id: string
+  os_pretty_name: string
+  arch: string
+  driver: string
+  state: AgentState
+  patch_failed: number
+  requires_reboot: number
+  reboot_reasons: string
+  locked: number
+  inventory_hash: string | null
+  first_seen_at: string
+  last_report_at: string
+}
+
+const toHost = (r: Row): HostRecord => ({
+  hostname: r.hostname,
+  ip: r.ip,
+  nodetype: r.nodetype,
+  subfunctions: JSON.parse(r.subfunctions) as string[],
+  swVersion: r.sw_version,
+  os: { id: r.os_id, versionId: r.os_version_id, prettyName: r.os_pretty_name },
+  arch: r.arch,
+  driver: r.driver,
+  state: r.state,
+  patchFailed: r.patch_failed === 1,
+  requiresReboot: r.requires_reboot === 1,
+  rebootReasons: JSON.parse(r.reboot_reasons) as string[],
+  locked: r.locked === 1,
+  inventoryHash: r.inventory_hash,
+  firstSeenAt: r.first_seen_at,
+  lastReportAt: r.last_report_at
+})
+
+export function createHostsRepo (db: Db) {
+  const all = db.prepare('SELECT * FROM hosts ORDER BY seq')
+  const one = db.prepare('SELECT * FROM hosts WHERE hostname = ?')
+  const upsert = db.prepare(`INSERT INTO hosts (hostname, seq, ip, nodetype, subfunctions, sw_version, os_id, os_version_id, os_pretty_name,
+      arch, driver, state, patch_failed, requires_reboot, reboot_reasons, locked, inventory_hash, last_report_at)
+    VALUES (@hostname, (SELECT coalesce(max(seq), 0) + 1 FROM hosts), @ip, @nodetype, @subfunctions, @sw_version, @os_id, @os_version_id,
+      @os_pretty_name, @arch, @driver, @state, @patch_failed, @requires_reboot, @reboot_reasons, @locked, @inventory_hash, @last_report_at)
+    ON CONFLICT (hostname) DO UPDATE SET ip = excluded.ip, nodetype = excluded.nodetype, subfunctions = excluded.subfunctions,
+      sw_version = excluded.sw_version, os_id = excluded.os_id, os_version_id = excluded.os_version_id,
+      os_pretty_name = excluded.os_pretty_name, arch = excluded.arch, driver = excluded.driver, state = excluded.state,
+      patch_failed = excluded.patch_failed, requires_reboot = excluded.requires_reboot, reboot_reasons = excluded.reboot_reasons,
+      locked = excluded.locked, inventory_hash = excluded.inventory_hash, last_report_at = excluded.last_report_at`)
+  const setState = db.prepare('UPDATE hosts SET state = ?, patch_failed = ? WHERE hostname = ?')
+  const remove = db.prepare('DELETE FROM hosts WHERE hostname = ?')
+  const pkgsOf = db.prepare('SELECT name, epoch, version, pkg_release AS release, arch FROM host_packages WHERE hostname = ? ORDER BY name, arch')
+  const allPkgs = db.prepare('SELECT hostname, name, epoch, version, pkg_release AS release, arch FROM host_packages')
+  const clearPkgs = db.prepare('DELETE FROM host_packages WHERE hostname = ?')
+  const insertPkg = db.prepare('INSERT INTO host_packages (hostname, name, epoch, version, pkg_release, arch) VALUES (?, ?, ?, ?, ?, ?)')
+  const interimAll = db.prepare('SELECT patch_id, hostname FROM interim')
+  const interimAdd = db.prepare('INSERT OR IGNORE INTO interim (patch_id, hostname) VALUES (?, ?)')
+  const interimClearHost = db.prepare('DELETE FROM interim WHERE hostname = ?')
+
+  return {
+    all: (): HostRecord[] => (all.all() as Row[]).map(toHost),
+    get: (hostname: string): HostRecord | undefined => {
+      const r = one.get(hostname) as Row | undefined
+      return r === undefined ? undefined : toHost(r)
+    },
+    /** Inserts or updates a host; a new host goes last in the table order. */
+    save (h: HostRecord): void {
+      upsert.run({
+        hostname: h.hostname,
+        ip: h.ip,
+        nodetype: h.nodetype,
+        subfunctions: JSON.stringify(h.subfunctions),
+        sw_version: h.swVersion,
+        os_id: h.os.id,
+        os_version_id: h.os.versionId,
+        os_pretty_name: h.os.prettyName,
+        arch: h.arch,
+        driver: h.driver,
+        state: h.state,
+        patch_failed: h.patchFailed ? 1 : 0,
+        requires_reboot: h.requiresReboot ? 1 : 0,
+        reboot_reasons: JSON.stringify(h.rebootReasons),
+        locked: h.locked ? 1 : 0,
+        inventory_hash: h.inventoryHash,
+        last_report_at: h.lastReportAt
+      })
+    },
+    setState (hostname: string, state: AgentState, patchFailed: boolean): void {
+      setState.run(state, patchFailed ? 1 : 0, hostname)
+    },
+    delete: (hostname: string): boolean => remove.run(hostname).changes > 0,
+    packages: (hostname: string): HostPackage[] => pkgsOf.all(hostname) as HostPackage[],
+    /** Every host's packages at once (start-up load of the state model). */
+    allPackages (): Map<string, HostPackage[]> {
+      const out = new Map<string, HostPackage[]>()
+      for (const r of allPkgs.all() as Array<HostPackage & { hostname: string }>) {
+        const { hostname, ...p } = r
+        const list = out.get(hostname)
+        if (list === undefined) out.set(hostname, [p])
+        else list.push(p)
+      }
+      return out
+    },
+    replacePackages (hostname: string, pkgs: HostPackage[]): void {
+      clearPkgs.run(hostname)
+      for (const p of pkgs) insertPkg.run(hostname, p.name, p.epoch, p.version, p.release, p.arch)
+    },
+    interim: (): Array<{ patchId: string, hostname: string }> =>
+      (interimAll.all() as Array<{ patch_id: string, hostname: string }>).map((r) => ({ patchId: r.patch_id, hostname: r.hostname })),
+    addInterim (patchIds: string[], hostnames: string[]): void {
+      for (const p of patchIds) for (const h of hostnames) interimAdd.run(p, h)
+    },
+    clearInterim: (hostname: string): boolean => interimClearHost.run(hostname).changes > 0
+  }
+}
+
+export type HostsRepo = ReturnType<typeof createHostsRepo>

@@ -1,0 +1,97 @@
+/** The agent API (design.md section 4) and payload downloads. */
+import { createReadStream } from 'node:fs'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ErrorResponse } from '../schemas/common.js'
+import {
+  CommandsAnswer, CommandsQuery, ContentParams, HostnameParams, Install, InstallIdParams, InstallResultBody,
+  PlanAnswer, ReportAnswer, ReportBody
+} from '../schemas/agents.js'
+import { ContentNotFoundError, HostNotFoundError, InstallNotFoundError } from '../errors.js'
+import { HostError } from '../services/hosts.js'
+
+const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+
+const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { hosts, store } = app.core
+
+  app.post('/agents/:hostname/report', {
+    bodyLimit: 32 * 1024 * 1024,
+    schema: {
+      tags: ['agents'],
+      summary: 'An agent reports its host: OS, state, flags and (when changed) its installed packages',
+      operationId: 'agentReport',
+      params: HostnameParams,
+      body: ReportBody,
+      response: { 200: ReportAnswer, ...errors }
+    }
+  }, async (request) => hosts.report(request.params.hostname, request.body, request.ip))
+
+  app.get('/agents/:hostname/commands', {
+    schema: {
+      tags: ['agents'],
+      summary: 'Long poll for commands (install requests) for this host',
+      operationId: 'agentCommands',
+      params: HostnameParams,
+      querystring: CommandsQuery,
+      response: { 200: CommandsAnswer, ...errors }
+    }
+  }, async (request) => {
+    const abort = new AbortController()
+    request.raw.once('close', () => { abort.abort() })
+    return { commands: await hosts.commands(request.params.hostname, request.query.wait * 1000, abort.signal) }
+  })
+
+  app.get('/agents/:hostname/plan', {
+    schema: {
+      tags: ['agents'],
+      summary: 'What this host must do now: files to install or downgrade to, names to remove',
+      operationId: 'agentPlan',
+      params: HostnameParams,
+      response: { 200: PlanAnswer, ...errors }
+    }
+  }, async (request) => {
+    try {
+      return hosts.plan(request.params.hostname)
+    } catch (err) {
+      if (err instanceof HostError) throw new HostNotFoundError(request.params.hostname)
+      throw err
+    }
+  })
+
+  app.post('/agents/:hostname/installs/:id', {
+    bodyLimit: 32 * 1024 * 1024,
+    schema: {
+      tags: ['agents'],
+      summary: 'The outcome of an install request, with the inventory after it',
+      operationId: 'agentInstallResult',
+      params: InstallIdParams,
+      body: InstallResultBody,
+      response: { 200: Install, ...errors }
+    }
+  }, async (request) => {
+    try {
+      return hosts.result(request.params.hostname, request.params.id, request.body)
+    } catch (err) {
+      if (err instanceof HostError) throw new InstallNotFoundError(String(request.params.id))
+      throw err
+    }
+  })
+
+  app.get('/content/:sha256', {
+    schema: {
+      tags: ['agents'],
+      summary: 'A stored payload (patch or feed package file) by sha256',
+      operationId: 'getContent',
+      params: ContentParams,
+      response: { 200: { description: 'The file bytes', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } }, ...errors }
+    }
+  }, async (request, reply) => {
+    const sha = request.params.sha256
+    if (!(await store.has(sha))) throw new ContentNotFoundError(sha)
+    // A stream is not what the schema types describe; the 200 entry documents the bytes for OpenAPI only.
+    return await reply.type('application/octet-stream').send(createReadStream(store.pathOf(sha)) as unknown as string)
+  })
+}
+
+export default agentRoutes

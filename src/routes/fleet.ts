@@ -1,0 +1,107 @@
+/** Native API: hosts, installs and release feeds. */
+import { createWriteStream } from 'node:fs'
+import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import multipart from '@fastify/multipart'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ErrorResponse } from '../schemas/common.js'
+import { FeedPackage, Host, HostDetail, HostnameParams, Install, InstallsQuery, ReleaseParams } from '../schemas/agents.js'
+import { HostNotFoundError, InstallNotFoundError, NoFileError, ReleaseNotFoundError, UploadTooLargeError } from '../errors.js'
+import type { HostRecord } from '../db/hosts.js'
+import type { HostService } from '../services/hosts.js'
+
+const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+
+function hostView (hosts: HostService, h: HostRecord) {
+  const a = hosts.analysis(h.hostname)
+  return {
+    ...h,
+    patchCurrent: a?.current ?? true,
+    installed: a?.installed ?? {},
+    toRemove: a?.toRemove ?? [],
+    missingPkgs: a?.missing ?? []
+  }
+}
+
+const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { hosts, repos, feeds, store, config } = app.core
+  await app.register(multipart, { limits: { fileSize: config.MPATCH_MAX_UPLOAD_BYTES, files: 1000, fields: 16, parts: 1100 } })
+
+  app.get('/hosts', {
+    schema: { tags: ['hosts'], summary: 'Hosts in the order they first reported', operationId: 'listHosts', response: { 200: Type.Object({ items: Type.Array(Host) }), ...errors } }
+  }, async () => {
+    hosts.ageOut()
+    return { items: hosts.list().map((h) => hostView(hosts, h)) }
+  })
+
+  app.get('/hosts/:hostname', {
+    schema: { tags: ['hosts'], summary: 'A host with its packages and its plan', operationId: 'getHost', params: HostnameParams, response: { 200: HostDetail, ...errors } }
+  }, async (request) => {
+    const h = hosts.get(request.params.hostname)
+    if (h === undefined) throw new HostNotFoundError(request.params.hostname)
+    return { host: hostView(hosts, h), packages: hosts.packages(h.hostname), plan: hosts.plan(h.hostname) }
+  })
+
+  app.get('/installs', {
+    schema: { tags: ['installs'], summary: 'Install history, newest first', operationId: 'listInstalls', querystring: InstallsQuery, response: { 200: Type.Object({ items: Type.Array(Install) }), ...errors } }
+  }, async (request) => ({ items: repos.installs.list(request.query.limit, request.query.before, request.query.hostname ?? null) }))
+
+  app.get('/installs/:id', {
+    schema: { tags: ['installs'], summary: 'One install: status, timestamps, reason, output tail', operationId: 'getInstall', params: Type.Object({ id: Type.Integer({ minimum: 1 }) }), response: { 200: Install, ...errors } }
+  }, async (request) => {
+    const rec = repos.installs.get(request.params.id)
+    if (rec === undefined) throw new InstallNotFoundError(String(request.params.id))
+    return rec
+  })
+
+  const knownRelease = (rel: string): boolean => rel === config.MPATCH_SW_VERSION || repos.releases.has(rel)
+
+  app.get('/releases/:release/feed', {
+    schema: { tags: ['releases'], summary: 'The base packages of a release', operationId: 'getFeed', params: ReleaseParams, response: { 200: Type.Object({ items: Type.Array(FeedPackage) }), ...errors } }
+  }, async (request) => {
+    if (!knownRelease(request.params.release)) throw new ReleaseNotFoundError(request.params.release)
+    return { items: feeds.list(request.params.release) }
+  })
+
+  app.post('/releases/:release/feed', {
+    schema: {
+      tags: ['releases'],
+      summary: 'Add base packages to a release feed (multipart, one or more `file` parts; rpm or deb recognised from the content)',
+      operationId: 'addToFeed',
+      params: ReleaseParams,
+      response: { 201: Type.Object({ added: Type.Array(FeedPackage), present: Type.Array(FeedPackage) }), ...errors }
+    }
+  }, async (request, reply) => {
+    const rel = request.params.release
+    if (!knownRelease(rel)) throw new ReleaseNotFoundError(rel)
+    if (!request.isMultipart()) throw new NoFileError()
+    const work = await store.makeWorkDir('feed')
+    try {
+      const files: Array<{ path: string, name: string }> = []
+      try {
+        for await (const part of request.parts()) {
+          if (part.type !== 'file') continue
+          if (part.fieldname !== 'file' || part.filename === '') {
+            part.file.resume()
+            continue
+          }
+          const dest = path.join(work, `part-${files.length}`)
+          await pipeline(part.file, createWriteStream(dest, { flags: 'wx', mode: 0o600 }))
+          files.push({ path: dest, name: path.posix.basename(part.filename) })
+        }
+      } catch (err) {
+        if ((err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw new UploadTooLargeError(config.MPATCH_MAX_UPLOAD_BYTES)
+        throw err
+      }
+      if (files.length === 0) throw new NoFileError()
+      const out = await feeds.add(rel, files)
+      repos.audit.record({ actor: `local ${request.ip}`, action: 'feed_add', target: rel, params: { files: files.map((f) => f.name) }, result: 'ok', detail: `${out.added.length} added, ${out.present.length} already present` })
+      return await reply.code(201).send(out)
+    } finally {
+      await store.discard(work)
+    }
+  })
+}
+
+export default fleetRoutes

@@ -1,0 +1,165 @@
+/** Schemas of the native API: agents, hosts, installs, feeds (JSON camelCase). */
+import { Type } from 'typebox'
+import { Timestamp } from './common.js'
+
+export const HOSTNAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$'
+export const PACKAGE_NAME = '^[A-Za-z0-9_][A-Za-z0-9+._~-]{0,254}$'
+const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'sha256 of the file, lowercase hex' })
+
+export const HostnameParams = Type.Object({
+  hostname: Type.String({ pattern: HOSTNAME_PATTERN, description: 'Host name the agent reports under' })
+})
+
+export const Package = Type.Object({
+  name: Type.String({ pattern: PACKAGE_NAME, description: 'Package (or bundle) name' }),
+  epoch: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'Epoch, null when the package has none' }),
+  version: Type.String({ minLength: 1, maxLength: 255, description: 'Upstream version' }),
+  release: Type.Union([Type.String({ maxLength: 255 }), Type.Null()], { description: 'rpm release / Debian revision, null when none' }),
+  arch: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,32}$', description: 'Architecture (x86_64, noarch, amd64, all, ...)' })
+}, { additionalProperties: false, description: 'An installed package' })
+
+const AgentState = Type.Enum(['idle', 'installing', 'install-failed', 'install-rejected'], { description: 'Agent state (legacy values)' })
+
+export const ReportBody = Type.Object({
+  ip: Type.Optional(Type.String({ maxLength: 64, description: 'Management address; default: the address the request comes from' })),
+  nodetype: Type.Optional(Type.Union([Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }), Type.Null()], { description: 'controller, worker or storage' })),
+  subfunctions: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }), { maxItems: 16, description: 'e.g. ["controller","worker","lowlatency"]' })),
+  swVersion: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'Release the host runs' }),
+  os: Type.Object({
+    id: Type.String({ maxLength: 64, description: 'os-release ID' }),
+    versionId: Type.String({ maxLength: 64, description: 'os-release VERSION_ID' }),
+    prettyName: Type.String({ maxLength: 256, description: 'os-release PRETTY_NAME' })
+  }, { additionalProperties: false }),
+  arch: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,32}$', description: 'Machine architecture (uname -m)' }),
+  driver: Type.Enum(['deb', 'rpm', 'swupd', 'ostree'], { description: 'Driver the agent uses' }),
+  state: AgentState,
+  patchFailed: Type.Boolean({ description: 'The last install failed' }),
+  requiresReboot: Type.Boolean({ description: 'The host needs a reboot' }),
+  rebootReasons: Type.Optional(Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 64, description: 'Why a reboot is needed' })),
+  locked: Type.Boolean({ description: 'The node lock flag exists' }),
+  inventoryHash: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'sha256 of the canonical inventory' }),
+  inventory: Type.Optional(Type.Array(Package, { maxItems: 100_000, description: 'Full inventory; omitted when unchanged' }))
+}, { additionalProperties: false, description: 'An agent report' })
+
+export const ReportAnswer = Type.Object({
+  needInventory: Type.Boolean({ description: 'Send the full inventory again' }),
+  installPending: Type.Boolean({ description: 'An install request waits for this host' })
+})
+
+export const CommandsQuery = Type.Object({
+  wait: Type.Integer({ minimum: 0, maximum: 30, default: 0, description: 'Seconds to wait for a command (long poll)' })
+}, { additionalProperties: false })
+
+export const CommandsAnswer = Type.Object({
+  commands: Type.Array(Type.Object({
+    type: Type.Enum(['install'], { description: 'What to do' }),
+    installId: Type.Integer({ description: 'Install request id' }),
+    force: Type.Boolean({ description: 'Install even on an unlocked host' })
+  }))
+})
+
+export const PlanAnswer = Type.Object({
+  current: Type.Boolean({ description: 'Nothing to do' }),
+  installId: Type.Union([Type.Integer(), Type.Null()], { description: 'Open install request, if any' }),
+  install: Type.Array(Type.Object({
+    name: Type.String(),
+    version: Type.String({ description: '[epoch:]version[-release]' }),
+    arch: Type.String(),
+    fileName: Type.String(),
+    sha256: Sha256,
+    size: Type.Integer({ description: 'Bytes' }),
+    url: Type.String({ description: 'Where to download it, relative to the controller' })
+  }), { description: 'Package files to install, upgrade or downgrade to' }),
+  remove: Type.Array(Type.String(), { description: 'Package names to remove' })
+})
+
+export const InstallIdParams = Type.Object({
+  hostname: Type.String({ pattern: HOSTNAME_PATTERN }),
+  id: Type.Integer({ minimum: 1, description: 'Install request id' })
+})
+
+const Change = Type.Object({
+  name: Type.String({ maxLength: 255 }),
+  arch: Type.String({ maxLength: 32 }),
+  from: Type.Union([Type.String({ maxLength: 300 }), Type.Null()]),
+  to: Type.Union([Type.String({ maxLength: 300 }), Type.Null()])
+}, { additionalProperties: false })
+
+export const InstallResultBody = Type.Object({
+  status: Type.Enum(['success', 'failed', 'rejected'], { description: 'Outcome' }),
+  reason: Type.Optional(Type.String({ maxLength: 200, description: 'Machine-readable reason (dependency-failed, lock-held, ...)' })),
+  message: Type.Optional(Type.String({ maxLength: 4096, description: 'One sentence for humans' })),
+  outputTail: Type.Optional(Type.String({ maxLength: 65_536, description: 'Tail of the tools\' output' })),
+  changed: Type.Optional(Type.Array(Change, { maxItems: 100_000 })),
+  inventory: Type.Optional(Type.Array(Package, { maxItems: 100_000 })),
+  inventoryHash: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' }))
+}, { additionalProperties: false })
+
+export const Install = Type.Object({
+  id: Type.Integer(),
+  hostname: Type.String(),
+  status: Type.Enum(['pending', 'installing', 'success', 'failed', 'rejected']),
+  force: Type.Boolean(),
+  requestedAt: Timestamp,
+  startedAt: Type.Union([Timestamp, Type.Null()]),
+  finishedAt: Type.Union([Timestamp, Type.Null()]),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  message: Type.Union([Type.String(), Type.Null()]),
+  outputTail: Type.Union([Type.String(), Type.Null()]),
+  changed: Type.Array(Change)
+}, { description: 'An install request and its outcome' })
+
+export const InstallsQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  before: Type.Optional(Type.Integer({ minimum: 1, description: 'Only ids below this' })),
+  hostname: Type.Optional(Type.String({ pattern: HOSTNAME_PATTERN }))
+}, { additionalProperties: false })
+
+export const Host = Type.Object({
+  hostname: Type.String(),
+  ip: Type.String(),
+  nodetype: Type.Union([Type.String(), Type.Null()]),
+  subfunctions: Type.Array(Type.String()),
+  swVersion: Type.String(),
+  os: Type.Object({ id: Type.String(), versionId: Type.String(), prettyName: Type.String() }),
+  arch: Type.String(),
+  driver: Type.String(),
+  state: Type.String(),
+  patchFailed: Type.Boolean(),
+  requiresReboot: Type.Boolean(),
+  rebootReasons: Type.Array(Type.String()),
+  locked: Type.Boolean(),
+  patchCurrent: Type.Boolean(),
+  installed: Type.Record(Type.String(), Type.String(), { description: 'Packages needing a change: installed version@arch' }),
+  toRemove: Type.Array(Type.String()),
+  missingPkgs: Type.Array(Type.String()),
+  firstSeenAt: Timestamp,
+  lastReportAt: Timestamp
+}, { description: 'A host' })
+
+export const HostDetail = Type.Object({
+  host: Host,
+  packages: Type.Array(Package),
+  plan: PlanAnswer
+})
+
+export const FeedPackage = Type.Object({
+  id: Type.Integer(),
+  swVersion: Type.String(),
+  family: Type.Enum(['rpm', 'deb']),
+  name: Type.String(),
+  epoch: Type.Union([Type.Integer(), Type.Null()]),
+  version: Type.String(),
+  release: Type.Union([Type.String(), Type.Null()]),
+  arch: Type.String(),
+  fileName: Type.String(),
+  sha256: Sha256,
+  size: Type.Integer(),
+  addedAt: Timestamp
+}, { description: 'A base package of a release' })
+
+export const ReleaseParams = Type.Object({
+  release: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'Release (sw_version)' })
+})
+
+export const ContentParams = Type.Object({ sha256: Sha256 })

@@ -1,0 +1,259 @@
+/**
+ * The patch-state rule of design.md section 5, one rule for every package family: from the feed,
+ * the patches and each host's inventory it derives every host's work (the `query_hosts` fields and
+ * its install plan), the patchstates and the in-service flag. Pure: no I/O.
+ */
+import { compareDebVersions } from '../drivers/vercmp-deb.js'
+import { compareRpmVersions } from '../drivers/vercmp-rpm.js'
+import type { HostPackage, HostRecord } from '../db/hosts.js'
+import type { PackageIdentity, Repostate } from '../db/patches.js'
+import { computePatchStates, type Patchstate } from './patch-state.js'
+
+export type Family = 'rpm' | 'deb'
+
+/** A package file the fleet can be brought to: from a release feed (`patchId` null) or a patch. */
+export interface SourcePackage extends PackageIdentity {
+  patchId: string | null
+  fileName: string
+  sha256: string
+  size: number
+  /** False for payloads a commit freed (still a known version, no longer downloadable). */
+  available: boolean
+}
+
+export interface PatchFacts {
+  id: string
+  swVersion: string
+  repostate: Repostate
+  rebootRequired: 'Y' | 'N'
+  personalities: Record<string, string[]>
+}
+
+export interface HostFacts {
+  host: HostRecord
+  packages: readonly HostPackage[]
+}
+
+/** One file of a host's plan: what to install (upgrade, downgrade or new package). */
+export interface PlanFile {
+  name: string
+  version: string
+  arch: string
+  fileName: string
+  sha256: string
+  size: number
+}
+
+export interface HostAnalysis {
+  /** The package family the rule used, or null for hosts it does not manage (swupd, ostree). */
+  family: Family | null
+  current: boolean
+  /** `{name: "[epoch:]version-release@arch"}` of every managed package that needs a change. */
+  installed: Record<string, string>
+  toRemove: string[]
+  missing: string[]
+  plan: { install: PlanFile[], remove: string[] }
+  /** Patches this host shows as Partial-Apply / Partial-Remove. */
+  findings: Map<string, 'Partial-Apply' | 'Partial-Remove'>
+}
+
+export interface FleetState {
+  patchstates: Map<string, Patchstate>
+  hosts: Map<string, HostAnalysis>
+  allowInsvcPatching: boolean
+}
+
+/** `[epoch:]version[-release]` of a package. */
+export function evrOf (p: { epoch: number | null, version: string, release: string | null }): string {
+  return `${p.epoch !== null && p.epoch !== 0 ? `${p.epoch}:` : ''}${p.version}${p.release !== null && p.release !== '' ? `-${p.release}` : ''}`
+}
+
+const compareBy: Record<Family, (a: string, b: string) => number> = { rpm: compareRpmVersions, deb: compareDebVersions }
+
+/** The package family a driver manages with this rule. */
+export function familyOfDriver (driver: string): Family | null {
+  return driver === 'rpm' || driver === 'deb' ? driver : null
+}
+
+const DEB_ARCH: Record<string, string> = { x86_64: 'amd64', aarch64: 'arm64', i686: 'i386', armv7l: 'armhf', ppc64le: 'ppc64el', s390x: 's390x' }
+
+/** Whether a package of `pkgArch` installs on a host of `hostArch` (uname style) in `family`. */
+export function archFits (family: Family, hostArch: string, pkgArch: string): boolean {
+  if (family === 'rpm') return pkgArch === 'noarch' || pkgArch === hostArch || (hostArch === 'x86_64' && /^i[3-6]86$/.test(pkgArch))
+  return pkgArch === 'all' || pkgArch === (DEB_ARCH[hostArch] ?? hostArch)
+}
+
+interface Candidate { evr: string, pkg: SourcePackage, repostate: Repostate | null }
+
+interface NameView {
+  /** Every known version of the name, with where it comes from. */
+  all: Candidate[]
+  /** The version hosts should run: highest among the feed and Applied/Committed patches, or null. */
+  desired: Candidate | null
+}
+
+/** Everything hosts of one (release, family, arch) share: computed once per group, not per host. */
+export interface GroupView {
+  family: Family
+  names: Map<string, NameView>
+  /** package name → Applied/Committed patches listing it under a personality type, by type. */
+  personality: Map<string, Array<{ patchId: string, types: Set<string> }>>
+  cmpCache: Map<string, number>
+}
+
+/** The shared view of hosts of one (release, family, arch); build once per catalogue change. */
+export function buildGroup (family: Family, swVersion: string, arch: string, sources: readonly SourcePackage[], patches: ReadonlyMap<string, PatchFacts>): GroupView {
+  const cmp = compareBy[family]
+  const names = new Map<string, NameView>()
+  for (const s of sources) {
+    if (s.family !== family || !archFits(family, arch, s.arch)) continue
+    let repostate: Repostate | null = null
+    if (s.patchId !== null) {
+      const p = patches.get(s.patchId)
+      if (p === undefined || p.swVersion !== swVersion) continue
+      repostate = p.repostate
+    }
+    const c: Candidate = { evr: evrOf(s), pkg: s, repostate }
+    let view = names.get(s.name)
+    if (view === undefined) {
+      view = { all: [], desired: null }
+      names.set(s.name, view)
+    }
+    view.all.push(c)
+    if (repostate === 'Available') continue
+    // Highest version wins; at equal versions prefer a downloadable file, then the feed's.
+    const d = view.desired
+    const order = d === null ? 1 : cmp(c.evr, d.evr)
+    if (order > 0 || (order === 0 && d !== null && ((!d.pkg.available && c.pkg.available) || (c.pkg.patchId === null && d.pkg.patchId !== null)))) view.desired = c
+  }
+  const personality = new Map<string, Array<{ patchId: string, types: Set<string> }>>()
+  for (const p of patches.values()) {
+    if (p.swVersion !== swVersion || p.repostate === 'Available') continue
+    for (const [type, pkgs] of Object.entries(p.personalities)) {
+      for (const name of pkgs) {
+        const list = personality.get(name) ?? []
+        let entry = list.find((e) => e.patchId === p.id)
+        if (entry === undefined) {
+          entry = { patchId: p.id, types: new Set() }
+          list.push(entry)
+        }
+        entry.types.add(type)
+        personality.set(name, list)
+      }
+    }
+  }
+  return { family, names, personality, cmpCache: new Map() }
+}
+
+/** The personality types a host belongs to: each subfunction, and all of them joined with `-` (legacy key). */
+function personalityTypes (h: HostRecord): Set<string> {
+  const subs = h.subfunctions.length > 0 ? h.subfunctions : (h.nodetype !== null ? [h.nodetype] : [])
+  return new Set([...subs, subs.join('-')])
+}
+
+function planFile (c: Candidate): PlanFile {
+  return { name: c.pkg.name, version: c.evr, arch: c.pkg.arch, fileName: c.pkg.fileName, sha256: c.pkg.sha256, size: c.pkg.size }
+}
+
+/** What one host must do, and which patches it shows as Partial. */
+export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
+  const cmp = compareBy[group.family]
+  const out: HostAnalysis = { family: group.family, current: true, installed: {}, toRemove: [], missing: [], plan: { install: [], remove: [] }, findings: new Map() }
+  const mark = (patchId: string | null, state: 'Partial-Apply' | 'Partial-Remove'): void => {
+    if (patchId !== null) out.findings.set(patchId, state)
+  }
+  const installedByName = new Map<string, HostPackage>()
+  for (const p of h.packages) {
+    if (!archFits(group.family, h.host.arch, p.arch)) continue
+    const prev = installedByName.get(p.name)
+    if (prev === undefined || cmp(evrOf(p), evrOf(prev)) > 0) installedByName.set(p.name, p)
+  }
+  const types = personalityTypes(h.host)
+  for (const [name, view] of group.names) {
+    const inst = installedByName.get(name)
+    const desired = view.desired
+    if (inst !== undefined) {
+      const instEvr = evrOf(inst)
+      let order = 1
+      if (desired !== null) {
+        const key = `${name}\0${instEvr}\0${desired.evr}`
+        order = group.cmpCache.get(key) ?? cmp(instEvr, desired.evr)
+        group.cmpCache.set(key, order)
+        if (order === 0) continue
+      }
+      out.installed[name] = `${instEvr}@${inst.arch}`
+      if (desired === null) {
+        // Nothing provides it any more: only Available patches carry it.
+        out.toRemove.push(name)
+        out.plan.remove.push(name)
+      } else {
+        out.plan.install.push(planFile(desired))
+      }
+      // Legacy rule for a package that needs a change: an Applied patch with a higher version than
+      // the host runs is not there yet; an Available patch at or below what the host runs is still there.
+      for (const c of view.all) {
+        if (c.repostate === 'Applied' && cmp(instEvr, c.evr) < 0) mark(c.pkg.patchId, 'Partial-Apply')
+        else if (c.repostate === 'Available' && cmp(instEvr, c.evr) >= 0) mark(c.pkg.patchId, 'Partial-Remove')
+      }
+      continue
+    }
+    if (desired === null) continue
+    const wanting = (group.personality.get(name) ?? []).filter((e) => [...e.types].some((t) => types.has(t)))
+    if (wanting.length === 0) continue
+    out.missing.push(name)
+    out.plan.install.push(planFile(desired))
+    for (const e of wanting) mark(e.patchId, 'Partial-Apply')
+  }
+  out.current = out.plan.install.length === 0 && out.plan.remove.length === 0
+  return out
+}
+
+export const UNMANAGED: HostAnalysis = { family: null, current: true, installed: {}, toRemove: [], missing: [], plan: { install: [], remove: [] }, findings: new Map() }
+
+/**
+ * Computes the whole fleet state. `interim` lists (patch, host) pairs still waiting for the host
+ * to report after an apply/remove.
+ */
+export function computeFleetState (input: {
+  patches: readonly PatchFacts[]
+  sources: readonly SourcePackage[]
+  hosts: readonly HostFacts[]
+  interim: ReadonlyArray<{ patchId: string, hostname: string }>
+}): FleetState {
+  const patches = new Map(input.patches.map((p) => [p.id, p]))
+  const groups = new Map<string, GroupView>()
+  const hosts = new Map<string, HostAnalysis>()
+  const findings = new Map<string, 'Partial-Apply' | 'Partial-Remove'>()
+  for (const h of input.hosts) {
+    const family = familyOfDriver(h.host.driver)
+    if (family === null) {
+      hosts.set(h.host.hostname, UNMANAGED)
+      continue
+    }
+    const key = `${h.host.swVersion}\0${family}\0${h.host.arch}`
+    let group = groups.get(key)
+    if (group === undefined) {
+      group = buildGroup(family, h.host.swVersion, h.host.arch, input.sources, patches)
+      groups.set(key, group)
+    }
+    const a = analyzeHost(h, group)
+    hosts.set(h.host.hostname, a)
+    for (const [id, st] of a.findings) findings.set(id, st)
+  }
+  const patchstates = computePatchStates(input.patches, {
+    hostCount: input.hosts.length,
+    interim: new Set(input.interim.map((i) => i.patchId)),
+    hostFindings: findings
+  })
+  const allowInsvcPatching = allowsInServicePatching(input.patches, patchstates)
+  return { patchstates, hosts, allowInsvcPatching }
+}
+
+/** In-service patching is allowed unless a reboot-required patch is Partial somewhere (spec 3.3). */
+export function allowsInServicePatching (patches: Iterable<{ id: string, rebootRequired: 'Y' | 'N' }>, states: ReadonlyMap<string, Patchstate>): boolean {
+  for (const p of patches) {
+    const st = states.get(p.id)
+    if ((st === 'Partial-Apply' || st === 'Partial-Remove') && p.rebootRequired !== 'N') return false
+  }
+  return true
+}

@@ -1,0 +1,449 @@
+/**
+ * Hosts and installs: agent reports, the fleet state model (cached per host), install requests
+ * with long-poll delivery, results, drop and age-out, and the legacy `query_hosts` view.
+ */
+import type { Logger } from 'pino'
+import type { Config } from '../config.js'
+import type { Db } from '../db/open.js'
+import type { Repos } from '../db/index.js'
+import type { AgentState, HostOs, HostPackage, HostRecord } from '../db/hosts.js'
+import type { InstallChange, InstallRecord } from '../db/installs.js'
+import type { Caller, LegacyResult, PatchService } from './patches.js'
+import {
+  allowsInServicePatching, analyzeHost, buildGroup, familyOfDriver, UNMANAGED,
+  type GroupView, type HostAnalysis, type PatchFacts, type PlanFile, type SourcePackage
+} from './fleet-state.js'
+
+export interface AgentReport {
+  ip?: string
+  nodetype?: string | null
+  subfunctions?: string[]
+  swVersion: string
+  os: HostOs
+  arch: string
+  driver: string
+  state: AgentState
+  patchFailed: boolean
+  requiresReboot: boolean
+  rebootReasons?: string[]
+  locked: boolean
+  inventoryHash: string
+  inventory?: HostPackage[]
+}
+
+export interface InstallResult {
+  status: 'success' | 'failed' | 'rejected'
+  reason?: string
+  message?: string
+  outputTail?: string
+  changed?: InstallChange[]
+  inventory?: HostPackage[]
+  inventoryHash?: string
+}
+
+export interface AgentCommand { type: 'install', installId: number, force: boolean }
+
+export interface HostPlan {
+  current: boolean
+  installId: number | null
+  install: Array<PlanFile & { url: string }>
+  remove: string[]
+}
+
+/** The legacy `query_hosts` entry (spec 5.1) plus os, driver and arch. */
+export interface LegacyHost {
+  ip: string
+  hostname: string
+  patch_current: boolean
+  secs_since_ack: number
+  patch_failed: boolean
+  stale_details: boolean
+  installed: Record<string, string>
+  to_remove: string[]
+  missing_pkgs: string[]
+  duplicated_pkgs: Record<string, Record<string, string[]>>
+  nodetype: string | null
+  subfunctions: string[]
+  sw_version: string
+  state: string
+  requires_reboot: boolean
+  allow_insvc_patching: boolean
+  interim_state: boolean
+  os: string
+  driver: string
+  arch: string
+}
+
+export class HostError extends Error {
+  constructor (readonly status: 404 | 409, message: string) { super(message) }
+}
+
+export interface HostServiceDeps {
+  config: Config
+  db: Db
+  repos: Repos
+  patches: PatchService
+  log: Logger
+  now?: () => number
+}
+
+/** Creates the host service and hooks it into the patch service (interim sets, installing guard, host facts). */
+export function createHostService (deps: HostServiceDeps) {
+  const { config, db, repos, patches, log } = deps
+  const now = deps.now ?? Date.now
+
+  const hosts = new Map<string, HostRecord>()
+  const inventories = new Map<string, HostPackage[]>()
+  const interim = new Map<string, Set<string>>() // hostname → patch ids
+  const hostGen = new Map<string, number>()
+  let gen = 0
+
+  // Derived state, cached: group views per catalogue/feed generation, analyses per host generation.
+  let sourcesKey = ''
+  let sources: SourcePackage[] = []
+  let patchFacts = new Map<string, PatchFacts>()
+  let groups = new Map<string, GroupView>()
+  const analyses = new Map<string, { key: string, analysis: HostAnalysis }>()
+  let feedGen = 0
+
+  function load (): void {
+    hosts.clear()
+    inventories.clear()
+    interim.clear()
+    for (const h of repos.hosts.all()) hosts.set(h.hostname, h)
+    for (const [h, pkgs] of repos.hosts.allPackages()) inventories.set(h, pkgs)
+    for (const { patchId, hostname } of repos.hosts.interim()) {
+      const set = interim.get(hostname) ?? new Set<string>()
+      set.add(patchId)
+      interim.set(hostname, set)
+    }
+  }
+
+  function touch (hostname: string): void {
+    hostGen.set(hostname, ++gen)
+  }
+
+  function catalogKey (): string {
+    return `${patches.catalogGeneration()}|${feedGen}`
+  }
+
+  function refreshSources (): void {
+    const key = catalogKey()
+    if (key === sourcesKey) return
+    sourcesKey = key
+    patchFacts = new Map(patches.patches().map((p) => [p.id, { id: p.id, swVersion: p.swVersion, repostate: p.repostate, rebootRequired: p.rebootRequired, personalities: p.personalities }]))
+    sources = [
+      ...repos.feeds.all().map((f) => ({ ...f, patchId: null, available: true })),
+      ...repos.patches.packageFiles().map((f) => ({ ...f, available: !f.pruned }))
+    ]
+    groups = new Map()
+  }
+
+  function analysisOf (h: HostRecord): HostAnalysis {
+    refreshSources()
+    const family = familyOfDriver(h.driver)
+    if (family === null) return UNMANAGED
+    const key = `${sourcesKey}|${hostGen.get(h.hostname) ?? 0}`
+    const cached = analyses.get(h.hostname)
+    if (cached !== undefined && cached.key === key) return cached.analysis
+    const gkey = `${h.swVersion}\0${family}\0${h.arch}`
+    let group = groups.get(gkey)
+    if (group === undefined) {
+      group = buildGroup(family, h.swVersion, h.arch, sources, patchFacts)
+      groups.set(gkey, group)
+    }
+    const analysis = analyzeHost({ host: h, packages: inventories.get(h.hostname) ?? [] }, group)
+    analyses.set(h.hostname, { key, analysis })
+    return analysis
+  }
+
+  /** What the patch-state rule needs from the fleet. */
+  function hostFacts () {
+    const findings = new Map<string, 'Partial-Apply' | 'Partial-Remove'>()
+    for (const h of hosts.values()) {
+      for (const [id, st] of analysisOf(h).findings) findings.set(id, st)
+    }
+    const interimPatches = new Set<string>()
+    for (const set of interim.values()) for (const p of set) interimPatches.add(p)
+    return { hostCount: hosts.size, hostIps: [...hosts.values()].map((h) => h.ip), interim: interimPatches, hostFindings: findings }
+  }
+
+  function allowInsvc (): boolean {
+    const states = new Map(patches.patches().map((p) => [p.id, patches.patchstate(p.id)]))
+    return allowsInServicePatching(patches.patches(), states)
+  }
+
+  function anyInstalling (): boolean {
+    for (const h of hosts.values()) if (h.state === 'installing') return true
+    return repos.installs.open().length > 0
+  }
+
+  // Long-poll waiters per host.
+  const waiters = new Map<string, Set<() => void>>()
+  function wake (hostname: string): void {
+    for (const w of waiters.get(hostname) ?? []) w()
+  }
+
+  function findHost (key: string): HostRecord | undefined {
+    return hosts.get(key) ?? [...hosts.values()].find((h) => h.ip === key)
+  }
+
+  function dropHost (hostname: string, why: string): void {
+    db.transaction(() => {
+      repos.hosts.delete(hostname)
+      const open = repos.installs.openFor(hostname)
+      if (open !== undefined) repos.installs.finish(open.id, { status: 'failed', reason: 'host-dropped', message: why })
+    })()
+    hosts.delete(hostname)
+    inventories.delete(hostname)
+    interim.delete(hostname)
+    analyses.delete(hostname)
+    hostGen.delete(hostname)
+    wake(hostname)
+  }
+
+  /** Drops hosts silent for longer than MPATCH_HOST_TIMEOUT_S; returns their names. */
+  function ageOut (): string[] {
+    const limit = config.MPATCH_HOST_TIMEOUT_S * 1000
+    const dropped: string[] = []
+    for (const h of [...hosts.values()]) {
+      if (now() - Date.parse(h.lastReportAt) > limit) {
+        dropHost(h.hostname, `no report for more than ${config.MPATCH_HOST_TIMEOUT_S} s`)
+        dropped.push(h.hostname)
+      }
+    }
+    if (dropped.length > 0) {
+      log.info({ hosts: dropped }, 'aged out silent hosts')
+      patches.recompute()
+    }
+    return dropped
+  }
+
+  patches.setRepostateListener((ids) => {
+    if (ids.length === 0 || hosts.size === 0) return
+    const names = [...hosts.keys()]
+    repos.hosts.addInterim(ids, names)
+    for (const h of names) {
+      const set = interim.get(h) ?? new Set<string>()
+      for (const id of ids) set.add(id)
+      interim.set(h, set)
+    }
+  })
+  patches.setInstallingGuard(anyInstalling)
+  patches.setHostFacts(hostFacts)
+
+  const timer = setInterval(() => { ageOut() }, Math.max(1000, Math.min(60_000, config.MPATCH_HOST_TIMEOUT_S * 500)))
+  timer.unref()
+
+  function legacyEntry (h: HostRecord, allow: boolean): LegacyHost {
+    const a = analysisOf(h)
+    const open = repos.installs.openFor(h.hostname)
+    return {
+      ip: h.ip,
+      hostname: h.hostname,
+      patch_current: a.current,
+      secs_since_ack: Math.max(0, Math.floor((now() - Date.parse(h.lastReportAt)) / 1000)),
+      patch_failed: h.patchFailed,
+      stale_details: false,
+      installed: a.installed,
+      to_remove: a.toRemove,
+      missing_pkgs: a.missing,
+      duplicated_pkgs: {},
+      nodetype: h.nodetype,
+      subfunctions: h.subfunctions,
+      sw_version: h.swVersion,
+      // A request the agent has not picked up yet already counts as installing (the CLI polls right after asking).
+      state: open?.status === 'pending' ? 'installing' : h.state,
+      requires_reboot: (!a.current && !allow) || h.requiresReboot,
+      allow_insvc_patching: allow,
+      interim_state: (interim.get(h.hostname)?.size ?? 0) > 0,
+      os: `${h.os.id} ${h.os.versionId}`.trim(),
+      driver: h.driver,
+      arch: h.arch
+    }
+  }
+
+  return {
+    /** Loads hosts from the database (call once at start, after the patch service). */
+    init (): void {
+      load()
+      patches.recompute()
+    },
+
+    close (): void {
+      clearInterval(timer)
+      for (const set of waiters.values()) for (const w of set) w()
+    },
+
+    /** Feeds changed: every analysis must be redone. */
+    feedsChanged (): void {
+      feedGen++
+      patches.recompute()
+    },
+
+    ageOut,
+    anyInstalling,
+    allowInsvc,
+    get: (hostname: string): HostRecord | undefined => hosts.get(hostname),
+    list: (): HostRecord[] => [...hosts.values()],
+    analysis: (hostname: string): HostAnalysis | undefined => {
+      const h = hosts.get(hostname)
+      return h === undefined ? undefined : analysisOf(h)
+    },
+    packages: (hostname: string): HostPackage[] => inventories.get(hostname) ?? [],
+
+    /** An agent's report: upsert the host, take its inventory, clear its interim memberships. */
+    report (hostname: string, r: AgentReport, sourceIp: string): { needInventory: boolean, installPending: boolean } {
+      const prev = hosts.get(hostname)
+      const inventoryKnown = r.inventory !== undefined || (prev?.inventoryHash === r.inventoryHash && inventories.has(hostname))
+      const subfunctions = r.subfunctions ?? (r.nodetype != null ? [r.nodetype] : [])
+      const h: HostRecord = {
+        hostname,
+        ip: r.ip ?? sourceIp,
+        nodetype: r.nodetype ?? null,
+        subfunctions,
+        swVersion: r.swVersion,
+        os: r.os,
+        arch: r.arch,
+        driver: r.driver,
+        state: r.state,
+        patchFailed: r.patchFailed,
+        requiresReboot: r.requiresReboot,
+        rebootReasons: r.rebootReasons ?? [],
+        locked: r.locked,
+        inventoryHash: inventoryKnown ? r.inventoryHash : (prev?.inventoryHash ?? null),
+        firstSeenAt: prev?.firstSeenAt ?? new Date(now()).toISOString(),
+        lastReportAt: new Date(now()).toISOString()
+      }
+      const changed = prev === undefined || r.inventory !== undefined || prev.swVersion !== h.swVersion || prev.arch !== h.arch ||
+        prev.driver !== h.driver || JSON.stringify(prev.subfunctions) !== JSON.stringify(h.subfunctions) || prev.nodetype !== h.nodetype
+      const stateChanged = prev === undefined || prev.state !== h.state || prev.patchFailed !== h.patchFailed || prev.requiresReboot !== h.requiresReboot
+      const hadInterim = (interim.get(hostname)?.size ?? 0) > 0
+      const open = repos.installs.openFor(hostname)
+      db.transaction(() => {
+        repos.hosts.save(h)
+        if (r.inventory !== undefined) repos.hosts.replacePackages(hostname, r.inventory)
+        if (hadInterim) repos.hosts.clearInterim(hostname)
+        if (open?.status === 'pending' && r.state === 'installing') repos.installs.markStarted(open.id)
+      })()
+      hosts.set(hostname, h)
+      if (r.inventory !== undefined) inventories.set(hostname, r.inventory)
+      if (hadInterim) interim.delete(hostname)
+      if (changed) touch(hostname)
+      if (changed || stateChanged || hadInterim) patches.recompute()
+      return { needInventory: !inventoryKnown, installPending: repos.installs.openFor(hostname)?.status === 'pending' }
+    },
+
+    /** Pending commands for a host, waiting up to `waitMs` for one to appear. */
+    async commands (hostname: string, waitMs: number, signal?: AbortSignal): Promise<AgentCommand[]> {
+      const pending = (): AgentCommand[] => {
+        const open = repos.installs.openFor(hostname)
+        return open?.status === 'pending' ? [{ type: 'install', installId: open.id, force: open.force }] : []
+      }
+      const now0 = pending()
+      if (now0.length > 0 || waitMs <= 0) return now0
+      await new Promise<void>((resolve) => {
+        const set = waiters.get(hostname) ?? new Set<() => void>()
+        waiters.set(hostname, set)
+        const done = (): void => {
+          clearTimeout(t)
+          set.delete(done)
+          if (set.size === 0) waiters.delete(hostname)
+          signal?.removeEventListener('abort', done)
+          resolve()
+        }
+        const t = setTimeout(done, waitMs)
+        set.add(done)
+        signal?.addEventListener('abort', done)
+      })
+      return pending()
+    },
+
+    /** What the host must do now, from the same analysis that computes the patch states. */
+    plan (hostname: string): HostPlan {
+      const h = hosts.get(hostname)
+      if (h === undefined) throw new HostError(404, `Host ${hostname} has not reported`)
+      const a = analysisOf(h)
+      return {
+        current: a.current,
+        installId: repos.installs.openFor(hostname)?.id ?? null,
+        install: a.plan.install.map((f) => ({ ...f, url: `/api/v1/content/${f.sha256}` })),
+        remove: a.plan.remove
+      }
+    },
+
+    /** The agent's outcome of an install request. Idempotent for a result already recorded. */
+    result (hostname: string, id: number, r: InstallResult): InstallRecord {
+      const rec = repos.installs.get(id)
+      if (rec === undefined || rec.hostname !== hostname) throw new HostError(404, `Install ${id} of host ${hostname} not found`)
+      if (rec.status !== 'pending' && rec.status !== 'installing') return rec
+      const h = hosts.get(hostname)
+      const state: AgentState = r.status === 'success' ? 'idle' : r.status === 'failed' ? 'install-failed' : 'install-rejected'
+      db.transaction(() => {
+        repos.installs.finish(id, { status: r.status, reason: r.reason ?? null, message: r.message ?? null, outputTail: r.outputTail ?? null, changed: r.changed ?? [] })
+        if (h !== undefined) {
+          const next: HostRecord = {
+            ...h,
+            state,
+            patchFailed: r.status === 'success' ? false : r.status === 'failed' ? true : h.patchFailed,
+            inventoryHash: r.inventory !== undefined && r.inventoryHash !== undefined ? r.inventoryHash : h.inventoryHash,
+            lastReportAt: new Date(now()).toISOString()
+          }
+          repos.hosts.save(next)
+          if (r.inventory !== undefined) repos.hosts.replacePackages(hostname, r.inventory)
+          hosts.set(hostname, next)
+        }
+      })()
+      if (r.inventory !== undefined) {
+        inventories.set(hostname, r.inventory)
+        touch(hostname)
+      }
+      log.info({ host: hostname, install: id, status: r.status, reason: r.reason }, 'install finished')
+      patches.recompute()
+      return repos.installs.get(id) as InstallRecord
+    },
+
+    /** Legacy host_install_async: queue an install request for the host's agent. */
+    installAsync (caller: Caller, key: string, force: boolean): LegacyResult {
+      const result: LegacyResult = { info: '', warning: '', error: '' }
+      const h = findHost(key)
+      if (h === undefined) {
+        result.error = `Unknown host specified: ${key}\n`
+      } else {
+        // In-service patching allowed → the install is always forced (spec 2.3.13).
+        const effective = force || allowInsvc()
+        const open = repos.installs.openFor(h.hostname)
+        if (open !== undefined) {
+          result.error = `Host ${h.hostname} is already installing (request ${open.id}).\n`
+        } else {
+          repos.installs.create(h.hostname, effective)
+          wake(h.hostname)
+          result.info = `Patch installation request sent to ${h.hostname}.\n`
+        }
+      }
+      repos.audit.record({ actor: caller.actor, action: 'host_install_async', target: key, params: { force }, result: result.error === '' ? 'ok' : 'error', detail: result.error !== '' ? result.error : result.info })
+      if (result.error === '') patches.recompute()
+      return result
+    },
+
+    /** Legacy drop_host: forget a host (hostname, or IP from the table). */
+    drop (caller: Caller, key: string): LegacyResult {
+      const result: LegacyResult = { info: '', warning: '', error: '' }
+      const h = hosts.get(key) ?? [...hosts.values()].find((x) => x.ip === key)
+      if (h === undefined) result.error = `Unknown host specified: ${key}\n`
+      else dropHost(h.hostname, 'dropped by request')
+      repos.audit.record({ actor: caller.actor, action: 'drop_host', target: key, params: {}, result: result.error === '' ? 'ok' : 'error', detail: result.error })
+      if (h !== undefined) patches.recompute()
+      return result
+    },
+
+    /** Legacy query_hosts: every host in the order it first reported. */
+    queryHosts (): { data: LegacyHost[] } {
+      ageOut()
+      const allow = allowInsvc()
+      return { data: [...hosts.values()].map((h) => legacyEntry(h, allow)) }
+    }
+  }
+}
+
+export type HostService = ReturnType<typeof createHostService>
