@@ -390,12 +390,17 @@ export function createHostService (deps: HostServiceDeps) {
             lastReportAt: new Date(now()).toISOString()
           }
           repos.hosts.save(next)
-          if (r.inventory !== undefined) repos.hosts.replacePackages(hostname, r.inventory)
+          if (r.inventory !== undefined) {
+            // A result with the inventory after the install is a detailed report: the host has caught up.
+            repos.hosts.replacePackages(hostname, r.inventory)
+            repos.hosts.clearInterim(hostname)
+          }
           hosts.set(hostname, next)
         }
       })()
-      if (r.inventory !== undefined) {
+      if (r.inventory !== undefined && h !== undefined) {
         inventories.set(hostname, r.inventory)
+        interim.delete(hostname)
         touch(hostname)
       }
       log.info({ host: hostname, install: id, status: r.status, reason: r.reason }, 'install finished')

@@ -1,0 +1,259 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readFile, rm } from 'node:fs/promises'
+import path from 'node:path'
+import { buildTestApp, tempDir } from '../helpers/build-app.js'
+import { cliBuild } from '../helpers/cli-build.js'
+import { multipart } from '../helpers/multipart.js'
+import { buildDeb, buildRpm } from '../helpers/packages.js'
+import { makeTestKeys, type TestKeys } from '../helpers/patches.js'
+
+type App = Awaited<ReturnType<typeof buildTestApp>>['app']
+
+let work: string
+let keys: TestKeys
+const pkg: Record<string, string> = {}
+const patch: Record<string, string> = {}
+const HASH = (c: string) => c.repeat(64)
+
+beforeAll(async () => {
+  work = await tempDir('fleet')
+  keys = await makeTestKeys(path.join(work, 'keys'))
+  pkg.rpmA10 = await buildRpm(work, { name: 'fix-a', version: '1.0', release: '1' })
+  pkg.rpmA11 = await buildRpm(work, { name: 'fix-a', version: '1.1', release: '1' })
+  pkg.debA10 = await buildDeb(work, { name: 'fix-a', version: '1.0-1' })
+  pkg.debA11 = await buildDeb(work, { name: 'fix-a', version: '1.1-1' })
+  pkg.debB10 = await buildDeb(work, { name: 'fix-b', version: '1.0-1' })
+  pkg.rpmB10 = await buildRpm(work, { name: 'fix-b', version: '1.0', release: '1' })
+  pkg.rpmOld = await buildRpm(work, { name: 'fix-a', version: '0.9', release: '1' })
+  patch.P1 = await cliBuild(work, { id: 'P1', files: [pkg.rpmA11, pkg.debA11], key: keys.privateKey })
+  const { runPatchCommand } = await import('../../src/cli/patch.js')
+  patch.P2 = path.join(work, 'P2.patch')
+  const quiet = { stdout: { write: () => true }, stderr: { write: (s: string) => { throw new Error(s) } } }
+  expect(await runPatchCommand(['build', '--id', 'P2', '--sw-version', '22.12', '--requires', 'P1', '--reboot-required', 'Y', '--personality', 'worker=fix-b', '--key', keys.privateKey, '-o', patch.P2, pkg.debB10, pkg.rpmB10], quiet)).toBe(0)
+  patch.POLD = await cliBuild(work, { id: 'POLD', files: [pkg.rpmOld], key: keys.privateKey })
+})
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true })
+})
+
+async function setup () {
+  const built = await buildTestApp({ config: { MPATCH_TRUST_DIR: keys.trustDir } })
+  const { payload, headers } = multipart([
+    { name: 'file', filename: path.basename(pkg.rpmA10), content: await readFile(pkg.rpmA10) },
+    { name: 'file', filename: path.basename(pkg.debA10), content: await readFile(pkg.debA10) }
+  ])
+  const feed = await built.app.inject({ method: 'POST', url: '/api/v1/releases/22.12/feed', payload, headers })
+  expect(feed.statusCode).toBe(201)
+  return built
+}
+
+async function upload (app: App, id: string) {
+  const { payload, headers } = multipart([{ name: 'file', filename: `${id}.patch`, content: await readFile(patch[id]) }])
+  return (await app.inject({ method: 'POST', url: '/patch/upload', payload, headers })).json()
+}
+
+async function post (app: App, url: string) {
+  return (await app.inject({ method: 'POST', url })).json()
+}
+
+function report (app: App, hostname: string, o: { driver: 'deb' | 'rpm', subfunctions?: string[], inventory?: Array<[string, string, string | null, string]>, hash?: string, state?: string, locked?: boolean }) {
+  return app.inject({
+    method: 'POST',
+    url: `/api/v1/agents/${hostname}/report`,
+    payload: {
+      nodetype: (o.subfunctions ?? ['controller'])[0],
+      subfunctions: o.subfunctions ?? ['controller'],
+      swVersion: '22.12',
+      os: o.driver === 'deb' ? { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' } : { id: 'rocky', versionId: '9.3', prettyName: 'Rocky Linux 9.3' },
+      arch: 'x86_64',
+      driver: o.driver,
+      state: o.state ?? 'idle',
+      patchFailed: false,
+      requiresReboot: false,
+      locked: o.locked ?? false,
+      inventoryHash: o.hash ?? HASH('a'),
+      ...(o.inventory !== undefined ? { inventory: o.inventory.map(([name, version, release, arch]) => ({ name, epoch: null, version, release, arch })) } : {})
+    }
+  })
+}
+
+describe('release feeds', () => {
+  it('recognises rpm and deb files from their content and lists them', async () => {
+    const { app } = await setup()
+
+    const res = await app.inject({ url: '/api/v1/releases/22.12/feed' })
+
+    expect(res.json().items.map((p: { family: string, name: string, version: string, release: string, arch: string }) => [p.family, p.name, p.version, p.release, p.arch]))
+      .toEqual([['deb', 'fix-a', '1.0', '1', 'all'], ['rpm', 'fix-a', '1.0', '1', 'noarch']])
+  })
+
+  it('refuses a non-package, an unknown release, and a patch that does not raise the feed version', async () => {
+    const { app } = await setup()
+    const junk = multipart([{ name: 'file', filename: 'x-1-1.noarch.rpm', content: 'not a package' }])
+
+    const bad = await app.inject({ method: 'POST', url: '/api/v1/releases/22.12/feed', ...junk })
+    const unknown = await app.inject({ url: '/api/v1/releases/99.99/feed' })
+    const old = await upload(app, 'POLD')
+
+    expect(bad.statusCode).toBe(422)
+    expect(bad.json()).toMatchObject({ code: 'MPATCH_INVALID_PACKAGE', message: expect.stringMatching(/^x-1-1\.noarch\.rpm is not an rpm or deb package/) })
+    expect(unknown.statusCode).toBe(404)
+    expect(unknown.json().code).toBe('MPATCH_RELEASE_NOT_FOUND')
+    expect(old.error).toBe('Patch validation failed for POLD:\nRPM fix-a-0.9-1.noarch.rpm in patch POLD must be higher version than original (1.0-1)\n')
+  })
+})
+
+describe('agent reports and patch states', () => {
+  it('computes Partial-Apply, installed and missing_pkgs per host from feed, patches and inventories', async () => {
+    const { app } = await setup()
+    await upload(app, 'P1')
+    await upload(app, 'P2')
+    expect((await report(app, 'controller-0', { driver: 'deb', inventory: [['fix-a', '1.0', '1', 'all']] })).json()).toEqual({ needInventory: false, installPending: false })
+    await report(app, 'compute-0', { driver: 'rpm', subfunctions: ['worker'], inventory: [['fix-a', '1.0', '1', 'noarch']] })
+    await report(app, 'compute-1', { driver: 'deb', subfunctions: ['worker'], inventory: [['fix-a', '1.0', '1', 'all']] })
+
+    const before = await app.inject({ url: '/v1/query' })
+    await post(app, '/v1/apply/P1/P2')
+    const during = (await app.inject({ url: '/v1/query' })).json().pd
+    const hosts = (await app.inject({ url: '/v1/query_hosts' })).json().data
+
+    expect(Object.values(before.json().pd).map((p: any) => p.patchstate)).toEqual(['Available', 'Available'])
+    expect([during.P1.patchstate, during.P2.patchstate]).toEqual(['Partial-Apply', 'Partial-Apply'])
+    expect(hosts.map((h: any) => [h.hostname, h.patch_current, h.installed, h.missing_pkgs, h.to_remove, h.interim_state, h.os, h.driver, h.arch])).toEqual([
+      ['controller-0', false, { 'fix-a': '1.0-1@all' }, [], [], true, 'debian 12', 'deb', 'x86_64'],
+      ['compute-0', false, { 'fix-a': '1.0-1@noarch' }, ['fix-b'], [], true, 'rocky 9.3', 'rpm', 'x86_64'],
+      ['compute-1', false, { 'fix-a': '1.0-1@all' }, ['fix-b'], [], true, 'debian 12', 'deb', 'x86_64']
+    ])
+    expect(hosts[0]).toMatchObject({ ip: '127.0.0.1', secs_since_ack: 0, patch_failed: false, stale_details: false, nodetype: 'controller', subfunctions: ['controller'], sw_version: '22.12', state: 'idle', duplicated_pkgs: {} })
+    // P2 is reboot-required and Partial: in-service patching is off and out-of-date hosts need a reboot.
+    expect(hosts.every((h: any) => h.allow_insvc_patching === false && h.requires_reboot === true)).toBe(true)
+  })
+
+  it('gives each host the plan the same rule computes, and asks for the inventory when the hash changed', async () => {
+    const { app } = await setup()
+    await upload(app, 'P1')
+    await upload(app, 'P2')
+    await post(app, '/v1/apply/P1/P2')
+    await report(app, 'compute-1', { driver: 'deb', subfunctions: ['worker'], inventory: [['fix-a', '1.0', '1', 'all']] })
+
+    const plan = (await app.inject({ url: '/api/v1/agents/compute-1/plan' })).json()
+    const ask = (await report(app, 'compute-1', { driver: 'deb', subfunctions: ['worker'], hash: HASH('b') })).json()
+    const content = await app.inject({ url: plan.install[0].url })
+
+    expect(plan).toMatchObject({ current: false, installId: null, remove: [] })
+    expect(plan.install.map((f: any) => [f.name, f.version, f.arch, f.fileName])).toEqual([['fix-a', '1.1-1', 'all', 'fix-a_1.1-1_all.deb'], ['fix-b', '1.0-1', 'all', 'fix-b_1.0-1_all.deb']])
+    expect(ask).toEqual({ needInventory: true, installPending: false })
+    expect(content.statusCode).toBe(200)
+    expect(content.rawPayload.equals(await readFile(pkg.debA11))).toBe(true)
+    expect((await app.inject({ url: `/api/v1/content/${'0'.repeat(64)}` })).statusCode).toBe(404)
+  })
+
+  it('shows Partial-Remove and to_remove after a remove until hosts catch up, then Available', async () => {
+    const { app } = await setup()
+    await upload(app, 'P1')
+    await upload(app, 'P2')
+    await post(app, '/v1/apply/P1/P2')
+    await report(app, 'compute-1', { driver: 'deb', subfunctions: ['worker'], inventory: [['fix-a', '1.1', '1', 'all'], ['fix-b', '1.0', '1', 'all']], hash: HASH('c') })
+    const applied = (await app.inject({ url: '/v1/query' })).json().pd
+
+    await post(app, '/v1/remove/P2/P1')
+    await report(app, 'compute-1', { driver: 'deb', subfunctions: ['worker'], hash: HASH('c') })
+    const removing = (await app.inject({ url: '/v1/query' })).json().pd
+    const host = (await app.inject({ url: '/v1/query_hosts' })).json().data[0]
+    const plan = (await app.inject({ url: '/api/v1/agents/compute-1/plan' })).json()
+    await report(app, 'compute-1', { driver: 'deb', subfunctions: ['worker'], inventory: [['fix-a', '1.0', '1', 'all']], hash: HASH('d') })
+    const after = (await app.inject({ url: '/v1/query' })).json().pd
+
+    expect([applied.P1.patchstate, applied.P2.patchstate]).toEqual(['Applied', 'Applied'])
+    expect([removing.P1.patchstate, removing.P2.patchstate]).toEqual(['Partial-Remove', 'Partial-Remove'])
+    expect([host.installed, host.to_remove]).toEqual([{ 'fix-a': '1.1-1@all', 'fix-b': '1.0-1@all' }, ['fix-b']])
+    expect(plan.install.map((f: any) => f.fileName)).toEqual(['fix-a_1.0-1_all.deb'])
+    expect(plan.remove).toEqual(['fix-b'])
+    expect([after.P1.patchstate, after.P2.patchstate]).toEqual(['Available', 'Available'])
+    expect(await post(app, '/v1/delete/P1/P2')).toEqual({ info: 'P1 has been deleted\nP2 has been deleted\n', warning: '', error: '' })
+  })
+})
+
+describe('host installs', () => {
+  it('queues a request, delivers it by long poll, refuses apply meanwhile, and records the outcome', async () => {
+    const { app } = await setup()
+    await upload(app, 'P1')
+    await report(app, 'controller-0', { driver: 'deb', inventory: [['fix-a', '1.0', '1', 'all']] })
+    await post(app, '/v1/apply/P1')
+
+    const waiting = app.inject({ url: '/api/v1/agents/controller-0/commands?wait=5' })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const sent = await post(app, '/patch/host_install_async/controller-0/force')
+    const delivered = (await waiting).json()
+    const state = (await app.inject({ url: '/v1/query_hosts' })).json().data[0].state
+    const refused = await post(app, '/v1/remove/P1')
+    const id = delivered.commands[0].installId
+    const done = await app.inject({
+      method: 'POST',
+      url: `/api/v1/agents/controller-0/installs/${id}`,
+      payload: { status: 'success', outputTail: 'Setting up fix-a (1.1-1) ...', changed: [{ name: 'fix-a', arch: 'all', from: '1.0-1', to: '1.1-1' }], inventory: [{ name: 'fix-a', epoch: null, version: '1.1', release: '1', arch: 'all' }], inventoryHash: HASH('e') }
+    })
+    const host = (await app.inject({ url: '/v1/query_hosts' })).json().data[0]
+    const history = (await app.inject({ url: `/api/v1/installs/${id}` })).json()
+
+    expect(sent).toEqual({ info: 'Patch installation request sent to controller-0.\n', warning: '', error: '' })
+    expect(delivered).toEqual({ commands: [{ type: 'install', installId: id, force: true }] })
+    expect(state).toBe('installing')
+    expect(refused).toEqual({ error: 'Rejected: One or more nodes are installing patches.' })
+    expect(done.statusCode).toBe(200)
+    expect(host).toMatchObject({ state: 'idle', patch_current: true, installed: {}, patch_failed: false })
+    expect(history).toMatchObject({ id, hostname: 'controller-0', status: 'success', force: true, outputTail: 'Setting up fix-a (1.1-1) ...' })
+    expect(history.finishedAt).toEqual(expect.any(String))
+    expect((await app.inject({ url: '/v1/query' })).json().pd.P1.patchstate).toBe('Applied')
+  })
+
+  it('forces the install when in-service patching is allowed, and reports failures and rejections', async () => {
+    const { app } = await setup()
+    await upload(app, 'P1')
+    await report(app, 'controller-0', { driver: 'deb', inventory: [['fix-a', '1.0', '1', 'all']] })
+    await post(app, '/v1/apply/P1')
+
+    await post(app, '/v1/host_install_async/controller-0')
+    const cmd = (await app.inject({ url: '/api/v1/agents/controller-0/commands' })).json().commands[0]
+    await app.inject({ method: 'POST', url: `/api/v1/agents/controller-0/installs/${cmd.installId}`, payload: { status: 'failed', reason: 'dependency-failed', message: 'fix-a needs libx' } })
+    const failed = (await app.inject({ url: '/v1/query_hosts' })).json().data[0]
+
+    expect(cmd.force).toBe(true)
+    expect(failed).toMatchObject({ state: 'install-failed', patch_failed: true, patch_current: false })
+    expect((await app.inject({ url: '/api/v1/installs?hostname=controller-0' })).json().items[0]).toMatchObject({ status: 'failed', reason: 'dependency-failed' })
+  })
+
+  it('answers unknown hosts as legacy does, drops hosts, and ages out silent ones', async () => {
+    const { app } = await buildTestApp({ config: { MPATCH_TRUST_DIR: keys.trustDir, MPATCH_HOST_TIMEOUT_S: 1 } })
+    await report(app, 'controller-0', { driver: 'deb', inventory: [] })
+    await report(app, 'controller-1', { driver: 'deb', inventory: [] })
+
+    const unknown = await post(app, '/v1/host_install_async/nobody')
+    const dropped = await post(app, '/v1/drop_host/controller-1')
+    const left = (await app.inject({ url: '/v1/query_hosts' })).json().data.map((h: any) => h.hostname)
+    await new Promise((resolve) => setTimeout(resolve, 2100))
+    const aged = (await app.inject({ url: '/v1/query_hosts' })).json().data
+
+    expect(unknown).toEqual({ info: '', warning: '', error: 'Unknown host specified: nobody\n' })
+    expect(dropped).toEqual({ info: '', warning: '', error: '' })
+    expect(left).toEqual(['controller-0'])
+    expect(aged).toEqual([])
+  })
+
+  it('validates agent input: bad hostnames, unknown fields and unknown installs', async () => {
+    const { app } = await setup()
+
+    const badName = await report(app, '-rf', { driver: 'deb', inventory: [] })
+    const extra = await app.inject({ method: 'POST', url: '/api/v1/agents/h1/report', payload: { swVersion: '22.12', bogus: 1 } })
+    await report(app, 'h1', { driver: 'deb', inventory: [] })
+    const noInstall = await app.inject({ method: 'POST', url: '/api/v1/agents/h1/installs/999', payload: { status: 'success' } })
+    const noHost = await app.inject({ url: '/api/v1/agents/ghost/plan' })
+
+    expect(badName.statusCode).toBe(400)
+    expect(extra.statusCode).toBe(400)
+    expect(noInstall.statusCode).toBe(404)
+    expect(noInstall.json().code).toBe('MPATCH_INSTALL_NOT_FOUND')
+    expect(noHost.statusCode).toBe(404)
+  })
+})
