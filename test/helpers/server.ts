@@ -35,7 +35,7 @@ export async function startServer (env: Record<string, string>): Promise<Running
     execFileSync('node', [path.join(ROOT, 'scripts/build-if-needed.mjs')], { cwd: ROOT, stdio: 'ignore' })
     built = true
   }
-  const port = await freePort()
+  const port = env.MPATCH_PORT !== undefined ? Number(env.MPATCH_PORT) : await freePort()
   const child = spawn('node', [path.join(ROOT, 'dist/cli.js'), 'serve'], {
     cwd: ROOT,
     env: { ...process.env, MPATCH_HOST: '127.0.0.1', MPATCH_LOG_LEVEL: 'info', ...env, MPATCH_PORT: String(port) },
