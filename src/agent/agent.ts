@@ -25,7 +25,7 @@ import type { AgentClient, Command, InstallCommand, Plan, Report } from './clien
 import { inventoryHash, packageArch, sortInventory } from './inventory.js'
 import type { InventoryEntry } from './inventory.js'
 import type { AgentOptions } from './options.js'
-import { loadState, recoverState, saveState } from './state.js'
+import { loadState, recoverState, removeStaleTemps, saveState } from './state.js'
 import type { AgentReason, AgentRunState, InstallResult, PersistedState, ResultChange } from './state.js'
 
 /** Seconds the controller may hold a commands request (design.md: at most 30). */
@@ -154,6 +154,7 @@ export async function startAgent (options: AgentOptions, deps: AgentDeps = {}): 
   const lockPath = inSysroot(target, options.lockFile)
 
   // --- persisted state and restart recovery ---
+  await removeStaleTemps(options.stateDir)
   let persisted: PersistedState = await loadState(options.stateDir)
   let agentState: AgentRunState
   {

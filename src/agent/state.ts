@@ -1,9 +1,12 @@
 /** The agent's persisted state (install marker, undelivered result, patch_failed): atomic writes and restart recovery. */
-import { open, readFile, rename, rm } from 'node:fs/promises'
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { InventoryEntry } from './inventory.js'
 
 export const STATE_FILE = 'agent-state.json'
+/** Temp files are `agent-state.json.tmp-<pid>-<n>`: unique per write, so two writers never share one. */
+const TEMP_SUFFIX = '.tmp-'
+let tempSeq = 0
 
 /** The agent states of design.md section 4 (legacy names). */
 export type AgentRunState = 'idle' | 'installing' | 'install-failed' | 'install-rejected'
@@ -88,13 +91,12 @@ function checkState (v: unknown, file: string): PersistedState {
 }
 
 /**
- * Reads `<dir>/agent-state.json`; INITIAL_STATE when it does not exist. A leftover temp file of
- * an interrupted write is removed (the rename never happened, so the old file is the truth).
- * Throws StateFileError when the file is not valid JSON of the expected shape.
+ * Reads `<dir>/agent-state.json`; INITIAL_STATE when it does not exist. Only reads: temp files of
+ * writes are ignored (see removeStaleTemps). Throws StateFileError when the file is not valid
+ * JSON of the expected shape.
  */
 export async function loadState (dir: string): Promise<PersistedState> {
   const file = path.join(dir, STATE_FILE)
-  await rm(`${file}.tmp`, { force: true })
   let text: string
   try {
     text = await readFile(file, 'utf8')
@@ -117,21 +119,37 @@ export async function loadState (dir: string): Promise<PersistedState> {
  */
 export async function saveState (dir: string, state: PersistedState): Promise<void> {
   const file = path.join(dir, STATE_FILE)
-  const tmp = `${file}.tmp`
-  const fh = await open(tmp, 'w', 0o600)
+  const tmp = `${file}${TEMP_SUFFIX}${process.pid}-${++tempSeq}`
   try {
-    await fh.writeFile(JSON.stringify(state) + '\n')
-    await fh.sync()
-  } finally {
-    await fh.close()
+    const fh = await open(tmp, 'wx', 0o600)
+    try {
+      await fh.writeFile(JSON.stringify(state) + '\n')
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await rename(tmp, file)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
   }
-  await rename(tmp, file)
   // The rename itself is only durable once the directory entry is on disk.
   const dh = await open(dir, 'r')
   try {
     await dh.sync()
   } finally {
     await dh.close()
+  }
+}
+
+/**
+ * Removes temp files of state writes that never reached their rename (the agent died in
+ * between; the state file itself is then still the old, complete one). Call it at start, before
+ * anything writes.
+ */
+export async function removeStaleTemps (dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (name.startsWith(`${STATE_FILE}${TEMP_SUFFIX}`)) await rm(path.join(dir, name), { force: true })
   }
 }
 

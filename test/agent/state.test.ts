@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ControllerError, parseCommands, parsePlan, parseReportAnswer } from '../../src/agent/client.js'
-import { INITIAL_STATE, loadState, recoverState, saveState, STATE_FILE, StateFileError } from '../../src/agent/state.js'
+import { INITIAL_STATE, loadState, recoverState, removeStaleTemps, saveState, STATE_FILE, StateFileError } from '../../src/agent/state.js'
 import type { PersistedState } from '../../src/agent/state.js'
 
 let root: string
@@ -42,13 +42,35 @@ describe('saveState / loadState', () => {
     expect(JSON.parse(await readFile(path.join(dir, STATE_FILE), 'utf8'))).toEqual({ ...state, installing: 8 })
   })
 
-  it('keeps the old state when a write died before its rename (a temp file is left over), and removes the leftover', async () => {
+  it('keeps the old state when a write died before its rename (a temp file is left over); removeStaleTemps removes only such leftovers', async () => {
     const dir = await freshDir()
     await saveState(dir, { ...INITIAL_STATE, installing: 3 })
-    await writeFile(path.join(dir, `${STATE_FILE}.tmp`), '{"version":1,"patchFa')
+    await writeFile(path.join(dir, `${STATE_FILE}.tmp-999-1`), '{"version":1,"patchFa')
+    await writeFile(path.join(dir, 'other.tmp-1'), 'keep')
 
-    expect(await loadState(dir)).toEqual({ ...INITIAL_STATE, installing: 3 })
+    const loaded = await loadState(dir)
+    const beforeCleanup = (await readdir(dir)).sort()
+    await removeStaleTemps(dir)
+
+    expect(loaded).toEqual({ ...INITIAL_STATE, installing: 3 })
+    expect(beforeCleanup).toEqual([STATE_FILE, `${STATE_FILE}.tmp-999-1`, 'other.tmp-1'])
+    expect((await readdir(dir)).sort()).toEqual([STATE_FILE, 'other.tmp-1'])
+  })
+
+  it('lets concurrent writes each finish with a complete file (no shared temp name)', async () => {
+    const dir = await freshDir()
+
+    await Promise.all(Array.from({ length: 20 }, async (_, i) => { await saveState(dir, { ...INITIAL_STATE, installing: i + 1 }) }))
+
     expect(await readdir(dir)).toEqual([STATE_FILE])
+    expect((await loadState(dir)).installing).toBeGreaterThan(0)
+  })
+
+  it('leaves no temp file behind when the write fails', async () => {
+    const dir = path.join(root, 'no-such-dir')
+
+    await expect(saveState(dir, INITIAL_STATE)).rejects.toThrow(/ENOENT/)
+    await expect(readdir(dir)).rejects.toThrow(/ENOENT/)
   })
 
   it.each([
