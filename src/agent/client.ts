@@ -104,10 +104,11 @@ export function createAgentClient (controller: string, hostname: string): AgentC
     const url = `${controller}${urlPath}`
     let res: Response
     let text: string
+    const scope = linkedAbort(signal, timeoutMs)
     try {
       res = await fetch(url, {
         method,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+        signal: scope.signal,
         headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body)
       })
@@ -115,6 +116,8 @@ export function createAgentClient (controller: string, hostname: string): AgentC
     } catch (err) {
       if (signal.aborted) throw new ControllerError('aborted', `${method} ${url}: stopped`, { cause: err })
       throw new ControllerError('unreachable', `${method} ${url}: ${describeFetchError(err)}`, { cause: err })
+    } finally {
+      scope.release()
     }
     if (!res.ok) {
       throw new ControllerError('status', `${method} ${url}: HTTP ${res.status} ${text.slice(0, 300)}`, { status: res.status })
@@ -152,14 +155,13 @@ export function createAgentClient (controller: string, hostname: string): AgentC
     },
     async download (file, dest, signal) {
       const url = contentUrl(file.url)
-      const idle = new AbortController()
-      let timer = setTimeout(() => { idle.abort() }, DOWNLOAD_IDLE_MS)
+      const scope = linkedAbort(signal, DOWNLOAD_IDLE_MS)
       const fh = await open(dest, 'w', 0o600)
       let ok = false
       try {
         let res: Response
         try {
-          res = await fetch(url, { signal: AbortSignal.any([signal, idle.signal]) })
+          res = await fetch(url, { signal: scope.signal })
         } catch (err) {
           throw new DownloadError(`${file.fileName}: GET ${url}: ${signal.aborted ? 'stopped' : describeFetchError(err)}`, { cause: err })
         }
@@ -171,8 +173,7 @@ export function createAgentClient (controller: string, hostname: string): AgentC
         let size = 0
         try {
           for await (const chunk of res.body) {
-            clearTimeout(timer)
-            timer = setTimeout(() => { idle.abort() }, DOWNLOAD_IDLE_MS)
+            scope.restart()
             size += chunk.length
             // Stop at once when the controller sends more than the plan promised.
             if (size > file.size) throw new DownloadError(`${file.fileName}: more than the expected ${file.size} bytes`)
@@ -188,10 +189,35 @@ export function createAgentClient (controller: string, hostname: string): AgentC
         if (digest !== file.sha256) throw new DownloadError(`${file.fileName}: sha256 ${digest} does not match the plan's ${file.sha256}`)
         ok = true
       } finally {
-        clearTimeout(timer)
+        scope.release()
         await fh.close()
         if (!ok) await rm(dest, { force: true })
       }
+    }
+  }
+}
+
+/**
+ * An AbortSignal that fires when `parent` does or after `ms` (restartable). Not AbortSignal.any:
+ * on Node 20 every any() over a long-lived signal stays reachable from it, a slow leak for an
+ * agent that makes a few calls a minute for months. release() unhooks it from the parent.
+ */
+function linkedAbort (parent: AbortSignal, ms: number): { signal: AbortSignal, restart: () => void, release: () => void } {
+  const ctl = new AbortController()
+  const onParent = (): void => { ctl.abort(parent.reason) }
+  const onTimeout = (): void => { ctl.abort(new DOMException('timed out', 'TimeoutError')) }
+  let timer = setTimeout(onTimeout, ms)
+  if (parent.aborted) ctl.abort(parent.reason)
+  else parent.addEventListener('abort', onParent, { once: true })
+  return {
+    signal: ctl.signal,
+    restart () {
+      clearTimeout(timer)
+      timer = setTimeout(onTimeout, ms)
+    },
+    release () {
+      clearTimeout(timer)
+      parent.removeEventListener('abort', onParent)
     }
   }
 }

@@ -122,13 +122,13 @@ describe('agent process', () => {
     expect(second.output()).toContain('"msg":"agent stopped"')
   })
 
-  it('stops on SIGTERM during the long poll at once with exit code 0', async () => {
-    const h = await debHost('term')
+  it.each(['SIGTERM', 'SIGINT'] as const)('stops on %s during the long poll at once with exit code 0', async (signal) => {
+    const h = await debHost(signal.toLowerCase())
     const agent = spawnAgent(h.args)
     await waitFor('a long poll in flight', () => h.peer.count('commands') >= 1, 15_000)
 
     const t0 = Date.now()
-    agent.child.kill('SIGTERM')
+    agent.child.kill(signal)
     const exit = await agent.exited
 
     expect(exit).toEqual({ code: 0, signal: null })

@@ -304,7 +304,7 @@ describe('agent resilience', () => {
     expect(h.logs().filter((l) => l.level >= 50)).toEqual([])
   })
 
-  it('logs and retries garbled answers and a controller that is down, and stop() ends the long poll at once', async () => {
+  it('logs and retries garbled answers and a controller that is down, skips unknown commands, and stop() ends the long poll at once', async () => {
     const h = await host({ seed: [] })
     h.peer.garbage = { report: ['not json', '{"needInventory":"maybe"}'], commands: ['{"commands":"install"}', '<html>'] }
     await h.peer.down()
@@ -313,7 +313,9 @@ describe('agent resilience', () => {
 
     await h.peer.up()
     await waitFor('a good report after the garbage', () => h.peer.reports().length >= 3 && h.peer.garbage.report?.length === 0)
-    await waitFor('a long poll in flight', () => h.peer.count('commands') >= 3)
+    h.peer.queue({ type: 'reboot', when: 'now' })
+    await waitFor('the unknown command logged', () => h.logs().some((l) => l.msg === 'unknown command skipped'))
+    await waitFor('a long poll in flight', () => h.peer.count('commands') >= 4)
     await new Promise((resolve) => setTimeout(resolve, 100))
     const stopAt = Date.now()
     await agent.stop()
@@ -325,6 +327,7 @@ describe('agent resilience', () => {
     expect(warnings.some((w) => /report answer is not \{ needInventory/.test(w))).toBe(true)
     expect(warnings.some((w) => /commands answer is not/.test(w))).toBe(true)
     expect(h.peer.reports().at(-1)).toMatchObject({ state: 'idle', inventory: [], inventoryHash: createHash('sha256').update('[]').digest('hex') })
+    expect(h.logs().find((l) => l.msg === 'unknown command skipped')?.command).toEqual({ type: 'reboot', when: 'now' })
     expect(stopMs).toBeLessThan(1000)
     expect(h.logs().at(-1)?.msg).toBe('agent stopped')
     expect(await readdir(h.stateDir)).toEqual([])
