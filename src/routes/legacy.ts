@@ -314,7 +314,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'host',
     summary: 'Hosts and their patch status',
     response: QueryHostsResponse,
-    handler: () => hosts.queryHosts()
+    handler: async ({ reply }) => await reply.type('application/json; charset=utf-8').send(hosts.queryHostsJson())
   })
 
   register(app, {

@@ -97,6 +97,14 @@ export function createHostService (deps: HostServiceDeps) {
   const interim = new Map<string, Set<string>>() // hostname → patch ids
   const hostGen = new Map<string, number>()
   let gen = 0
+  // Open (pending or installing) install requests by host, mirrored from the installs table.
+  const openInstalls = new Map<string, InstallRecord>()
+  // Hosts whose only change since the last flush is their report time (written in batches).
+  const lastReportDirty = new Set<string>()
+  // Bumped by every change the query_hosts view shows except the passing of time.
+  let viewVersion = 0
+  let hostsJsonKey = ''
+  let hostsJson = ''
 
   // Derived state, cached: group views per catalogue/feed generation, analyses per host generation.
   let sourcesKey = ''
@@ -110,6 +118,8 @@ export function createHostService (deps: HostServiceDeps) {
     hosts.clear()
     inventories.clear()
     interim.clear()
+    openInstalls.clear()
+    for (const i of repos.installs.open()) openInstalls.set(i.hostname, i)
     for (const h of repos.hosts.all()) hosts.set(h.hostname, h)
     for (const [h, pkgs] of repos.hosts.allPackages()) inventories.set(h, pkgs)
     for (const { patchId, hostname } of repos.hosts.interim()) {
@@ -121,6 +131,18 @@ export function createHostService (deps: HostServiceDeps) {
 
   function touch (hostname: string): void {
     hostGen.set(hostname, ++gen)
+  }
+
+  /** Writes the report times kept in memory since the last flush, in one transaction. */
+  function flushReportTimes (): void {
+    if (lastReportDirty.size === 0) return
+    db.transaction(() => {
+      for (const name of lastReportDirty) {
+        const h = hosts.get(name)
+        if (h !== undefined) repos.hosts.save(h)
+      }
+    })()
+    lastReportDirty.clear()
   }
 
   function catalogKey (): string {
@@ -175,7 +197,7 @@ export function createHostService (deps: HostServiceDeps) {
 
   function anyInstalling (): boolean {
     for (const h of hosts.values()) if (h.state === 'installing') return true
-    return repos.installs.open().length > 0
+    return openInstalls.size > 0
   }
 
   // Long-poll waiters per host.
@@ -191,9 +213,12 @@ export function createHostService (deps: HostServiceDeps) {
   function dropHost (hostname: string, why: string): void {
     db.transaction(() => {
       repos.hosts.delete(hostname)
-      const open = repos.installs.openFor(hostname)
+      const open = openInstalls.get(hostname)
       if (open !== undefined) repos.installs.finish(open.id, { status: 'failed', reason: 'host-dropped', message: why })
     })()
+    openInstalls.delete(hostname)
+    lastReportDirty.delete(hostname)
+    viewVersion++
     hosts.delete(hostname)
     inventories.delete(hostname)
     interim.delete(hostname)
@@ -234,10 +259,12 @@ export function createHostService (deps: HostServiceDeps) {
 
   const timer = setInterval(() => { ageOut() }, Math.max(1000, Math.min(60_000, config.MPATCH_HOST_TIMEOUT_S * 500)))
   timer.unref()
+  const flushTimer = setInterval(() => { flushReportTimes() }, 5000)
+  flushTimer.unref()
 
   function legacyEntry (h: HostRecord, allow: boolean): LegacyHost {
     const a = analysisOf(h)
-    const open = repos.installs.openFor(h.hostname)
+    const open = openInstalls.get(h.hostname)
     return {
       ip: h.ip,
       hostname: h.hostname,
@@ -272,6 +299,8 @@ export function createHostService (deps: HostServiceDeps) {
 
     close (): void {
       clearInterval(timer)
+      clearInterval(flushTimer)
+      flushReportTimes()
       for (const set of waiters.values()) for (const w of set) w()
     },
 
@@ -319,25 +348,38 @@ export function createHostService (deps: HostServiceDeps) {
         prev.driver !== h.driver || JSON.stringify(prev.subfunctions) !== JSON.stringify(h.subfunctions) || prev.nodetype !== h.nodetype
       const stateChanged = prev === undefined || prev.state !== h.state || prev.patchFailed !== h.patchFailed || prev.requiresReboot !== h.requiresReboot
       const hadInterim = (interim.get(hostname)?.size ?? 0) > 0
-      const open = repos.installs.openFor(hostname)
+      const open = openInstalls.get(hostname)
+      const starts = open?.status === 'pending' && r.state === 'installing'
+      const sameRecord = prev !== undefined && !changed && !stateChanged && prev.ip === h.ip && prev.locked === h.locked &&
+        prev.inventoryHash === h.inventoryHash && JSON.stringify(prev.rebootReasons) === JSON.stringify(h.rebootReasons) &&
+        prev.os.id === h.os.id && prev.os.versionId === h.os.versionId && prev.os.prettyName === h.os.prettyName
+      if (sameRecord && !hadInterim && !starts) {
+        // Nothing but the report time changed: keep it in memory, flushed in batches.
+        hosts.set(hostname, h)
+        lastReportDirty.add(hostname)
+        return { needInventory: !inventoryKnown, installPending: open?.status === 'pending' }
+      }
       db.transaction(() => {
         repos.hosts.save(h)
         if (r.inventory !== undefined) repos.hosts.replacePackages(hostname, r.inventory)
         if (hadInterim) repos.hosts.clearInterim(hostname)
-        if (open?.status === 'pending' && r.state === 'installing') repos.installs.markStarted(open.id)
+        if (starts && open !== undefined) repos.installs.markStarted(open.id)
       })()
+      if (starts && open !== undefined) openInstalls.set(hostname, { ...open, status: 'installing' })
+      lastReportDirty.delete(hostname)
+      viewVersion++
       hosts.set(hostname, h)
       if (r.inventory !== undefined) inventories.set(hostname, r.inventory)
       if (hadInterim) interim.delete(hostname)
       if (changed) touch(hostname)
       if (changed || stateChanged || hadInterim) patches.recompute()
-      return { needInventory: !inventoryKnown, installPending: repos.installs.openFor(hostname)?.status === 'pending' }
+      return { needInventory: !inventoryKnown, installPending: openInstalls.get(hostname)?.status === 'pending' }
     },
 
     /** Pending commands for a host, waiting up to `waitMs` for one to appear. */
     async commands (hostname: string, waitMs: number, signal?: AbortSignal): Promise<AgentCommand[]> {
       const pending = (): AgentCommand[] => {
-        const open = repos.installs.openFor(hostname)
+        const open = openInstalls.get(hostname)
         return open?.status === 'pending' ? [{ type: 'install', installId: open.id, force: open.force }] : []
       }
       const now0 = pending()
@@ -366,7 +408,7 @@ export function createHostService (deps: HostServiceDeps) {
       const a = analysisOf(h)
       return {
         current: a.current,
-        installId: repos.installs.openFor(hostname)?.id ?? null,
+        installId: openInstalls.get(hostname)?.id ?? null,
         install: a.plan.install.map((f) => ({ ...f, url: `/api/v1/content/${f.sha256}` })),
         remove: a.plan.remove
       }
@@ -403,6 +445,9 @@ export function createHostService (deps: HostServiceDeps) {
         interim.delete(hostname)
         touch(hostname)
       }
+      openInstalls.delete(hostname)
+      lastReportDirty.delete(hostname)
+      viewVersion++
       log.info({ host: hostname, install: id, status: r.status, reason: r.reason }, 'install finished')
       patches.recompute()
       return repos.installs.get(id) as InstallRecord
@@ -417,11 +462,12 @@ export function createHostService (deps: HostServiceDeps) {
       } else {
         // In-service patching allowed → the install is always forced (spec 2.3.13).
         const effective = force || allowInsvc()
-        const open = repos.installs.openFor(h.hostname)
+        const open = openInstalls.get(h.hostname)
         if (open !== undefined) {
           result.error = `Host ${h.hostname} is already installing (request ${open.id}).\n`
         } else {
-          repos.installs.create(h.hostname, effective)
+          openInstalls.set(h.hostname, repos.installs.create(h.hostname, effective))
+          viewVersion++
           wake(h.hostname)
           result.info = `Patch installation request sent to ${h.hostname}.\n`
         }
@@ -447,6 +493,20 @@ export function createHostService (deps: HostServiceDeps) {
       ageOut()
       const allow = allowInsvc()
       return { data: [...hosts.values()].map((h) => legacyEntry(h, allow)) }
+    },
+
+    /**
+     * query_hosts as JSON text, rebuilt when something it shows changed or a second passed
+     * (secs_since_ack has whole-second resolution), so pollers of a large fleet share one body.
+     */
+    queryHostsJson (): string {
+      ageOut()
+      const key = `${viewVersion}|${gen}|${patches.version()}|${Math.floor(now() / 1000)}`
+      if (key !== hostsJsonKey) {
+        hostsJson = JSON.stringify(this.queryHosts())
+        hostsJsonKey = key
+      }
+      return hostsJson
     }
   }
 }

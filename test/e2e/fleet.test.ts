@@ -299,6 +299,7 @@ describe('a controller and three agents (deb, rpm, deb worker) on real sysroots'
   })
 
   it('a silent host\'s secs_since_ack grows and it is dropped after the timeout', async () => {
+    await waitFor('compute-0 reporting again after the controller restart', async () => (await hostsByName())['compute-0']?.secs_since_ack === 0)
     await killAgent('compute-0')
     const first = (await hostsByName())['compute-0'].secs_since_ack
     await sleep(2200)
