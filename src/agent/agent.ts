@@ -25,7 +25,7 @@ import type { AgentClient, Command, InstallCommand, Plan, Report } from './clien
 import { inventoryHash, packageArch, sortInventory } from './inventory.js'
 import type { InventoryEntry } from './inventory.js'
 import type { AgentOptions } from './options.js'
-import { loadState, recoverState, removeStaleTemps, saveState } from './state.js'
+import { acquireStateLock, loadState, recoverState, removeStaleTemps, saveState } from './state.js'
 import type { AgentReason, AgentRunState, InstallResult, PersistedState, ResultChange } from './state.js'
 
 /** Seconds the controller may hold a commands request (design.md: at most 30). */
@@ -123,17 +123,39 @@ function errorText (err: unknown): string {
 }
 
 /**
- * Starts an agent. Resolves once the state folder is ready, the driver is chosen and any
- * interrupted install has been turned into a failed result; rejects (DriverError,
- * StateFileError, fs errors) when that is impossible. The loops then run until stop().
+ * Starts an agent. Resolves once the state folder is ready and locked for this agent, the driver
+ * is chosen and any interrupted install has been turned into a failed result; rejects
+ * (StateLockError, DriverError, StateFileError, fs errors) when that is impossible. The loops
+ * then run until stop(), which also releases the state folder.
  */
 export async function startAgent (options: AgentOptions, deps: AgentDeps = {}): Promise<RunningAgent> {
   const log = (deps.logger ?? pino({ level: options.logLevel })).child({ host: options.hostname })
+  await mkdir(options.stateDir, { recursive: true, mode: 0o700 })
+  // Everything in the state folder belongs to the lock holder: take it before touching anything.
+  const release = await acquireStateLock(options.stateDir)
+  let agent: RunningAgent
+  try {
+    agent = await startLocked(options, deps, log)
+  } catch (err) {
+    await release()
+    throw err
+  }
+  const done = agent.done.then(release)
+  return {
+    ...agent,
+    done,
+    async stop () {
+      await agent.stop()
+      await done
+    }
+  }
+}
+
+async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger): Promise<RunningAgent> {
   const rejectedHoldMs = deps.rejectedHoldMs ?? REJECTED_HOLD_MS
   const intervalMs = options.intervalS * 1000
   const downloadsDir = path.join(options.stateDir, 'downloads')
 
-  await mkdir(options.stateDir, { recursive: true, mode: 0o700 })
   // Files of an install that never finished are useless: the plan is fetched afresh each time.
   await rm(downloadsDir, { recursive: true, force: true })
 

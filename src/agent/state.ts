@@ -4,6 +4,7 @@ import path from 'node:path'
 import type { InventoryEntry } from './inventory.js'
 
 export const STATE_FILE = 'agent-state.json'
+export const LOCK_FILE = 'agent.lock'
 /** Temp files are `agent-state.json.tmp-<pid>-<n>`: unique per write, so two writers never share one. */
 const TEMP_SUFFIX = '.tmp-'
 let tempSeq = 0
@@ -140,6 +141,76 @@ export async function saveState (dir: string, state: PersistedState): Promise<vo
   } finally {
     await dh.close()
   }
+}
+
+/** Another live agent uses the state folder: two agents would each take the other's install for an interrupted one. */
+export class StateLockError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'StateLockError'
+  }
+}
+
+/** Start time of a process in clock ticks since boot (/proc/<pid>/stat field 22), or null where /proc cannot tell. */
+async function processStart (pid: number): Promise<string | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null
+  } catch {
+    return null
+  }
+}
+
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Takes `<dir>/agent.lock` for this process, so a second agent (say a cron `--once` next to the
+ * daemon) cannot share the state folder. A lock left by a dead process, or by a pid that now
+ * belongs to another process (start time differs), is taken over. Returns the release function.
+ * Throws StateLockError while another live agent holds it.
+ */
+export async function acquireStateLock (dir: string): Promise<() => Promise<void>> {
+  const file = path.join(dir, LOCK_FILE)
+  const mine = JSON.stringify({ pid: process.pid, start: await processStart(process.pid) })
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fh = await open(file, 'wx', 0o600)
+      try {
+        await fh.writeFile(mine + '\n')
+      } finally {
+        await fh.close()
+      }
+      return async () => {
+        // Only our own lock: a release after a takeover must not remove the new holder's file.
+        const now = await readFile(file, 'utf8').catch(() => '')
+        if (now.trim() === mine) await rm(file, { force: true })
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+    let holder: { pid?: unknown, start?: unknown } = {}
+    try {
+      holder = JSON.parse(await readFile(file, 'utf8'))
+    } catch {
+      // Empty or half-written: its writer died between create and write.
+    }
+    if (typeof holder.pid === 'number' && Number.isSafeInteger(holder.pid) && holder.pid > 0 && isAlive(holder.pid)) {
+      const start = await processStart(holder.pid)
+      if (holder.start === null || start === null || holder.start === start) {
+        throw new StateLockError(`another agent (pid ${holder.pid}) is using the state folder ${dir}; stop it first (or remove ${file} if it is not an agent)`)
+      }
+    }
+    await rm(file, { force: true })
+  }
+  throw new StateLockError(`cannot take ${file}: other processes keep recreating it`)
 }
 
 /**

@@ -135,8 +135,15 @@ describe('agent process', () => {
     expect(Date.now() - t0).toBeLessThan(2000)
   })
 
-  it('--once reports once and exits 0, or exits 1 when the controller cannot be reached', async () => {
+  it('--once reports once and exits 0; exits 1 next to a running agent on the same state folder or when the controller cannot be reached', async () => {
     const h = await debHost('once')
+    const daemon = spawnAgent(h.args)
+    await waitFor('the daemon polling', () => h.peer.count('commands') >= 1, 15_000)
+    const beside = spawnAgent([...h.args, '--once'])
+    const besideExit = await beside.exited
+    daemon.child.kill('SIGTERM')
+    await daemon.exited
+    h.peer.requests = []
 
     const ok = await spawnAgent([...h.args, '--once']).exited
     const reports = h.peer.reports()
@@ -144,6 +151,9 @@ describe('agent process', () => {
     const down = spawnAgent([...h.args, '--once', '--log-level', 'warn'])
     const failed = await down.exited
 
+    expect(besideExit).toEqual({ code: 1, signal: null })
+    expect(beside.output()).toContain(`multios-patch agent: cannot start: another agent (pid ${String(daemon.child.pid)}) is using the state folder ${h.stateDir}`)
+    expect(h.peer.results).toEqual([])
     expect(ok).toEqual({ code: 0, signal: null })
     expect(reports).toHaveLength(1)
     expect(reports[0]).toMatchObject({ state: 'idle', nodetype: 'worker', inventory: oldInventory })

@@ -1,10 +1,13 @@
 /** Tests of the agent's persisted state: atomic writes, refusal of damaged files, restart recovery; and of the answer checks of the client. */
+import { spawnSync } from 'node:child_process'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ControllerError, parseCommands, parsePlan, parseReportAnswer } from '../../src/agent/client.js'
-import { INITIAL_STATE, loadState, recoverState, removeStaleTemps, saveState, STATE_FILE, StateFileError } from '../../src/agent/state.js'
+import {
+  acquireStateLock, INITIAL_STATE, loadState, LOCK_FILE, recoverState, removeStaleTemps, saveState, STATE_FILE, StateFileError, StateLockError
+} from '../../src/agent/state.js'
 import type { PersistedState } from '../../src/agent/state.js'
 
 let root: string
@@ -88,6 +91,50 @@ describe('saveState / loadState', () => {
     expect(err).toBeInstanceOf(StateFileError)
     expect((err as Error).message).toMatch(message)
     expect((err as Error).message).toContain(path.join(dir, STATE_FILE))
+  })
+})
+
+describe('acquireStateLock', () => {
+  it('lets one agent hold a state folder: a second one is refused until the first releases it', async () => {
+    const dir = await freshDir()
+
+    const release = await acquireStateLock(dir)
+    const content = JSON.parse(await readFile(path.join(dir, LOCK_FILE), 'utf8'))
+    const second = await acquireStateLock(dir).catch((e: unknown) => e)
+    await release()
+    const afterRelease = await readdir(dir)
+    const again = await acquireStateLock(dir)
+    await again()
+
+    expect(content).toEqual({ pid: process.pid, start: expect.stringMatching(/^[0-9]+$/) })
+    expect(second).toBeInstanceOf(StateLockError)
+    expect((second as Error).message).toContain(`another agent (pid ${process.pid}) is using the state folder ${dir}`)
+    expect(afterRelease).toEqual([])
+  })
+
+  it.each([
+    ['a dead process', () => JSON.stringify({ pid: spawnSync('true').pid, start: '1' })],
+    ['a reused pid (another start time)', () => JSON.stringify({ pid: process.pid, start: '0' })],
+    ['an empty file (writer died)', () => ''],
+    ['garbage', () => 'not json']
+  ])('takes over a lock left by %s', async (_what, lockText) => {
+    const dir = await freshDir()
+    await writeFile(path.join(dir, LOCK_FILE), lockText())
+
+    const release = await acquireStateLock(dir)
+
+    expect(JSON.parse(await readFile(path.join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid)
+    await release()
+  })
+
+  it('does not remove a lock that is no longer its own on release', async () => {
+    const dir = await freshDir()
+    const release = await acquireStateLock(dir)
+    await writeFile(path.join(dir, LOCK_FILE), JSON.stringify({ pid: 1, start: null }))
+
+    await release()
+
+    expect(await readdir(dir)).toEqual([LOCK_FILE])
   })
 })
 
