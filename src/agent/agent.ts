@@ -380,7 +380,7 @@ async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger)
   }
 
   /** Fetches the plan, downloads and checks the files, runs the driver. Never throws: every failure is a result. */
-  async function performInstall (installId: number, ilog: Logger): Promise<InstallResult> {
+  async function performInstall (ilog: Logger): Promise<InstallResult> {
     const failed = async (reason: AgentReason, message: string): Promise<InstallResult> => {
       const inv = await readInventory()
       ilog.warn({ reason, message }, 'install failed')
@@ -461,7 +461,7 @@ async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger)
       if (await persist({ ...persisted, installing: cmd.installId, pending: null })) {
         agentState = 'installing'
         await requestReport()
-        result = await performInstall(cmd.installId, ilog)
+        result = await performInstall(ilog)
       } else {
         result = { status: 'failed', reason: 'agent-error', message: 'cannot write the agent state file; nothing was installed' }
       }

@@ -1,9 +1,10 @@
-/** Tests of the agent's persisted state: atomic writes, refusal of damaged files, restart recovery; and of the answer checks of the client. */
+/** Tests of the agent's persisted state (atomic writes, refusal of damaged files, the folder lock, restart recovery), the client's answer checks and the retry back-off. */
 import { spawnSync } from 'node:child_process'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { backoffMs } from '../../src/agent/agent.js'
 import { ControllerError, parseCommands, parsePlan, parseReportAnswer } from '../../src/agent/client.js'
 import {
   acquireStateLock, INITIAL_STATE, loadState, LOCK_FILE, recoverState, removeStaleTemps, saveState, STATE_FILE, StateFileError, StateLockError
@@ -218,5 +219,18 @@ describe('controller answer checks', () => {
 
     expect(err).toBeInstanceOf(ControllerError)
     expect((err as ControllerError).kind).toBe('garbled')
+  })
+})
+
+describe('backoffMs', () => {
+  it('roughly doubles from 0.5 s per failure (±20 % jitter) and never exceeds the interval', () => {
+    const samples = (failures: number, cap: number): number[] => Array.from({ length: 200 }, () => backoffMs(failures, cap))
+
+    expect(Math.min(...samples(1, 30_000))).toBeGreaterThanOrEqual(400)
+    expect(Math.max(...samples(1, 30_000))).toBeLessThanOrEqual(600)
+    expect(Math.min(...samples(4, 30_000))).toBeGreaterThanOrEqual(3200)
+    expect(Math.max(...samples(4, 30_000))).toBeLessThanOrEqual(4800)
+    expect(Math.max(...samples(50, 30_000))).toBe(30_000)
+    expect(Math.max(...samples(3, 1000))).toBe(1000)
   })
 })
