@@ -21,25 +21,18 @@ CREATE TABLE hosts (
   last_report_at TEXT NOT NULL
 ) STRICT;
 
-CREATE TABLE host_packages (
-  hostname TEXT NOT NULL REFERENCES hosts (hostname) ON DELETE CASCADE,
-  name TEXT NOT NULL,
-  epoch INTEGER,
-  version TEXT NOT NULL,
-  pkg_release TEXT,
-  arch TEXT NOT NULL
+-- The installed packages a host last reported, as one JSON array (written whole on every change).
+CREATE TABLE host_inventories (
+  hostname TEXT PRIMARY KEY REFERENCES hosts (hostname) ON DELETE CASCADE,
+  packages TEXT NOT NULL CHECK (json_valid(packages))
 ) STRICT;
 
-CREATE INDEX host_packages_host ON host_packages (hostname);
-
--- apply/remove of a patch lists every host known then; a host leaves the list when it reports again.
-CREATE TABLE interim (
-  patch_id TEXT NOT NULL REFERENCES patches (id) ON DELETE CASCADE,
-  hostname TEXT NOT NULL REFERENCES hosts (hostname) ON DELETE CASCADE,
-  PRIMARY KEY (patch_id, hostname)
+-- apply/remove of a patch makes it interim (Partial-*) until every host known then has reported
+-- again: a host is still pending for the patch while its last report is older than `since`.
+CREATE TABLE patch_interim (
+  patch_id TEXT PRIMARY KEY REFERENCES patches (id) ON DELETE CASCADE,
+  since TEXT NOT NULL
 ) STRICT;
-
-CREATE INDEX interim_host ON interim (hostname);
 
 -- Install requests and their outcome; kept after a host is dropped (history).
 CREATE TABLE installs (

@@ -81,14 +81,14 @@ export function createHostsRepo (db: Db) {
       locked = excluded.locked, inventory_hash = excluded.inventory_hash, last_report_at = excluded.last_report_at`)
   const setState = db.prepare('UPDATE hosts SET state = ?, patch_failed = ? WHERE hostname = ?')
   const remove = db.prepare('DELETE FROM hosts WHERE hostname = ?')
-  const pkgsOf = db.prepare('SELECT name, epoch, version, pkg_release AS release, arch FROM host_packages WHERE hostname = ? ORDER BY name, arch')
-  const allPkgs = db.prepare('SELECT hostname, name, epoch, version, pkg_release AS release, arch FROM host_packages')
-  const clearPkgs = db.prepare('DELETE FROM host_packages WHERE hostname = ?')
-  const insertPkg = db.prepare('INSERT INTO host_packages (hostname, name, epoch, version, pkg_release, arch) VALUES (?, ?, ?, ?, ?, ?)')
-  const interimAll = db.prepare('SELECT patch_id, hostname FROM interim')
-  const interimAdd = db.prepare('INSERT OR IGNORE INTO interim (patch_id, hostname) VALUES (?, ?)')
-  const interimClearHost = db.prepare('DELETE FROM interim WHERE hostname = ?')
-
+  const pkgsOf = db.prepare('SELECT packages FROM host_inventories WHERE hostname = ?')
+  const allPkgs = db.prepare('SELECT hostname, packages FROM host_inventories')
+  const putPkgs = db.prepare(`INSERT INTO host_inventories (hostname, packages) VALUES (?, ?)
+    ON CONFLICT (hostname) DO UPDATE SET packages = excluded.packages`)
+  const interimAll = db.prepare('SELECT patch_id, since FROM patch_interim')
+  const interimPut = db.prepare(`INSERT INTO patch_interim (patch_id, since) VALUES (?, ?)
+    ON CONFLICT (patch_id) DO UPDATE SET since = excluded.since`)
+  const interimDelete = db.prepare('DELETE FROM patch_interim WHERE patch_id = ?')
   return {
     all: (): HostRecord[] => (all.all() as Row[]).map(toHost),
     get: (hostname: string): HostRecord | undefined => {
@@ -121,28 +121,26 @@ export function createHostsRepo (db: Db) {
       setState.run(state, patchFailed ? 1 : 0, hostname)
     },
     delete: (hostname: string): boolean => remove.run(hostname).changes > 0,
-    packages: (hostname: string): HostPackage[] => pkgsOf.all(hostname) as HostPackage[],
+    packages (hostname: string): HostPackage[] {
+      const r = pkgsOf.get(hostname) as { packages: string } | undefined
+      return r === undefined ? [] : JSON.parse(r.packages) as HostPackage[]
+    },
     /** Every host's packages at once (start-up load of the state model). */
     allPackages (): Map<string, HostPackage[]> {
       const out = new Map<string, HostPackage[]>()
-      for (const r of allPkgs.all() as Array<HostPackage & { hostname: string }>) {
-        const { hostname, ...p } = r
-        const list = out.get(hostname)
-        if (list === undefined) out.set(hostname, [p])
-        else list.push(p)
-      }
+      for (const r of allPkgs.iterate() as IterableIterator<{ hostname: string, packages: string }>) out.set(r.hostname, JSON.parse(r.packages) as HostPackage[])
       return out
     },
-    replacePackages (hostname: string, pkgs: HostPackage[]): void {
-      clearPkgs.run(hostname)
-      for (const p of pkgs) insertPkg.run(hostname, p.name, p.epoch, p.version, p.release, p.arch)
+    replacePackages (hostname: string, pkgs: readonly HostPackage[]): void {
+      putPkgs.run(hostname, JSON.stringify(pkgs.map((p) => ({ name: p.name, epoch: p.epoch, version: p.version, release: p.release, arch: p.arch }))))
     },
-    interim: (): Array<{ patchId: string, hostname: string }> =>
-      (interimAll.all() as Array<{ patch_id: string, hostname: string }>).map((r) => ({ patchId: r.patch_id, hostname: r.hostname })),
-    addInterim (patchIds: string[], hostnames: string[]): void {
-      for (const p of patchIds) for (const h of hostnames) interimAdd.run(p, h)
+    /** Patches made interim by an apply/remove, with when. */
+    interim: (): Array<{ patchId: string, since: string }> =>
+      (interimAll.all() as Array<{ patch_id: string, since: string }>).map((r) => ({ patchId: r.patch_id, since: r.since })),
+    setInterim (patchIds: readonly string[], since: string): void {
+      for (const p of patchIds) interimPut.run(p, since)
     },
-    clearInterim: (hostname: string): boolean => interimClearHost.run(hostname).changes > 0
+    clearInterim (patchId: string): void { interimDelete.run(patchId) }
   }
 }
 

@@ -29,9 +29,26 @@ export interface PatchFacts {
   personalities: Record<string, string[]>
 }
 
+/** A host's installed packages by name: the highest version of each that fits the host's architecture. */
+export type InventoryIndex = ReadonlyMap<string, { evr: string, arch: string }>
+
 export interface HostFacts {
   host: HostRecord
-  packages: readonly HostPackage[]
+  index: InventoryIndex
+}
+
+/** Indexes an inventory once per report, so each state computation walks strings, not objects. */
+export function indexInventory (family: Family | null, hostArch: string, packages: readonly HostPackage[]): InventoryIndex {
+  const out = new Map<string, { evr: string, arch: string }>()
+  if (family === null) return out
+  const cmp = compareBy[family]
+  for (const p of packages) {
+    if (!archFits(family, hostArch, p.arch)) continue
+    const evr = evrOf(p)
+    const prev = out.get(p.name)
+    if (prev === undefined || cmp(evr, prev.evr) > 0) out.set(p.name, { evr, arch: p.arch })
+  }
+  return out
 }
 
 /** One file of a host's plan: what to install (upgrade, downgrade or new package). */
@@ -98,7 +115,8 @@ export interface GroupView {
   names: Map<string, NameView>
   /** package name → Applied/Committed patches listing it under a personality type, by type. */
   personality: Map<string, Array<{ patchId: string, types: Set<string> }>>
-  cmpCache: Map<string, number>
+  /** desired evr → installed evr → order, shared by every host of the group. */
+  cmpCache: Map<string, Map<string, number>>
 }
 
 /** The shared view of hosts of one (release, family, arch); build once per catalogue change. */
@@ -155,6 +173,21 @@ function planFile (c: Candidate): PlanFile {
   return { name: c.pkg.name, version: c.evr, arch: c.pkg.arch, fileName: c.pkg.fileName, sha256: c.pkg.sha256, size: c.pkg.size }
 }
 
+/** `compare(a, b)` of the group's family, remembered: hosts of a fleet mostly run the same versions. */
+function cached (group: GroupView, a: string, b: string): number {
+  let byB = group.cmpCache.get(b)
+  if (byB === undefined) {
+    byB = new Map()
+    group.cmpCache.set(b, byB)
+  }
+  let order = byB.get(a)
+  if (order === undefined) {
+    order = compareBy[group.family](a, b)
+    byB.set(a, order)
+  }
+  return order
+}
+
 /** What one host must do, and which patches it shows as Partial. */
 export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
   const cmp = compareBy[group.family]
@@ -162,47 +195,42 @@ export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
   const mark = (patchId: string | null, state: 'Partial-Apply' | 'Partial-Remove'): void => {
     if (patchId !== null) out.findings.set(patchId, state)
   }
-  const installedByName = new Map<string, HostPackage>()
-  for (const p of h.packages) {
-    if (!archFits(group.family, h.host.arch, p.arch)) continue
-    const prev = installedByName.get(p.name)
-    if (prev === undefined || cmp(evrOf(p), evrOf(prev)) > 0) installedByName.set(p.name, p)
-  }
-  const types = personalityTypes(h.host)
-  for (const [name, view] of group.names) {
-    const inst = installedByName.get(name)
+  const installed = h.index
+  for (const [name, inst] of installed) {
+    const view = group.names.get(name)
+    if (view === undefined) continue
+    const instEvr = inst.evr
     const desired = view.desired
-    if (inst !== undefined) {
-      const instEvr = evrOf(inst)
-      let order = 1
-      if (desired !== null) {
-        const key = `${name}\0${instEvr}\0${desired.evr}`
-        order = group.cmpCache.get(key) ?? cmp(instEvr, desired.evr)
-        group.cmpCache.set(key, order)
-        if (order === 0) continue
-      }
-      out.installed[name] = `${instEvr}@${inst.arch}`
-      if (desired === null) {
-        // Nothing provides it any more: only Available patches carry it.
-        out.toRemove.push(name)
-        out.plan.remove.push(name)
-      } else {
-        out.plan.install.push(planFile(desired))
-      }
-      // Legacy rule for a package that needs a change: an Applied patch with a higher version than
-      // the host runs is not there yet; an Available patch at or below what the host runs is still there.
-      for (const c of view.all) {
-        if (c.repostate === 'Applied' && cmp(instEvr, c.evr) < 0) mark(c.pkg.patchId, 'Partial-Apply')
-        else if (c.repostate === 'Available' && cmp(instEvr, c.evr) >= 0) mark(c.pkg.patchId, 'Partial-Remove')
-      }
-      continue
+    if (desired !== null) {
+      // Most hosts run exactly the desired version: equal strings need no comparison.
+      if (instEvr === desired.evr) continue
+      if (cached(group, instEvr, desired.evr) === 0) continue
+      out.plan.install.push(planFile(desired))
+    } else {
+      // Nothing provides it any more: only Available patches carry it.
+      out.toRemove.push(name)
+      out.plan.remove.push(name)
     }
-    if (desired === null) continue
-    const wanting = (group.personality.get(name) ?? []).filter((e) => [...e.types].some((t) => types.has(t)))
-    if (wanting.length === 0) continue
-    out.missing.push(name)
-    out.plan.install.push(planFile(desired))
-    for (const e of wanting) mark(e.patchId, 'Partial-Apply')
+    out.installed[name] = `${instEvr}@${inst.arch}`
+    // Legacy rule for a package that needs a change: an Applied patch with a higher version than
+    // the host runs is not there yet; an Available patch at or below what the host runs is still there.
+    for (const c of view.all) {
+      if (c.repostate === 'Applied' && cached(group, instEvr, c.evr) < 0) mark(c.pkg.patchId, 'Partial-Apply')
+      else if (c.repostate === 'Available' && cached(group, instEvr, c.evr) >= 0) mark(c.pkg.patchId, 'Partial-Remove')
+    }
+  }
+  if (group.personality.size > 0) {
+    const types = personalityTypes(h.host)
+    for (const [name, entries] of group.personality) {
+      if (installed.has(name)) continue
+      const desired = group.names.get(name)?.desired ?? null
+      if (desired === null) continue
+      const wanting = entries.filter((e) => [...e.types].some((t) => types.has(t)))
+      if (wanting.length === 0) continue
+      out.missing.push(name)
+      out.plan.install.push(planFile(desired))
+      for (const e of wanting) mark(e.patchId, 'Partial-Apply')
+    }
   }
   out.current = out.plan.install.length === 0 && out.plan.remove.length === 0
   return out

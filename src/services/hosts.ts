@@ -10,8 +10,8 @@ import type { AgentState, HostOs, HostPackage, HostRecord } from '../db/hosts.js
 import type { InstallChange, InstallRecord } from '../db/installs.js'
 import type { Caller, LegacyResult, PatchService } from './patches.js'
 import {
-  allowsInServicePatching, analyzeHost, buildGroup, familyOfDriver, UNMANAGED,
-  type GroupView, type HostAnalysis, type PatchFacts, type PlanFile, type SourcePackage
+  allowsInServicePatching, analyzeHost, buildGroup, familyOfDriver, indexInventory, UNMANAGED,
+  type GroupView, type HostAnalysis, type InventoryIndex, type PatchFacts, type PlanFile, type SourcePackage
 } from './fleet-state.js'
 
 export interface AgentReport {
@@ -94,7 +94,8 @@ export function createHostService (deps: HostServiceDeps) {
 
   const hosts = new Map<string, HostRecord>()
   const inventories = new Map<string, HostPackage[]>()
-  const interim = new Map<string, Set<string>>() // hostname → patch ids
+  // Patch → when its last apply/remove happened (ms); hosts whose last report is older are pending for it.
+  const interimSince = new Map<string, number>()
   const hostGen = new Map<string, number>()
   let gen = 0
   // Open (pending or installing) install requests by host, mirrored from the installs table.
@@ -117,16 +118,12 @@ export function createHostService (deps: HostServiceDeps) {
   function load (): void {
     hosts.clear()
     inventories.clear()
-    interim.clear()
+    interimSince.clear()
     openInstalls.clear()
     for (const i of repos.installs.open()) openInstalls.set(i.hostname, i)
     for (const h of repos.hosts.all()) hosts.set(h.hostname, h)
     for (const [h, pkgs] of repos.hosts.allPackages()) inventories.set(h, pkgs)
-    for (const { patchId, hostname } of repos.hosts.interim()) {
-      const set = interim.get(hostname) ?? new Set<string>()
-      set.add(patchId)
-      interim.set(hostname, set)
-    }
+    for (const { patchId, since } of repos.hosts.interim()) interimSince.set(patchId, Date.parse(since))
   }
 
   function touch (hostname: string): void {
@@ -143,6 +140,17 @@ export function createHostService (deps: HostServiceDeps) {
       }
     })()
     lastReportDirty.clear()
+  }
+
+  // Inventory indexes, rebuilt when a host's inventory, architecture or driver changes.
+  const indexes = new Map<string, { key: string, index: InventoryIndex }>()
+  function indexOf (h: HostRecord): InventoryIndex {
+    const key = `${hostGen.get(h.hostname) ?? 0}`
+    const cached = indexes.get(h.hostname)
+    if (cached !== undefined && cached.key === key) return cached.index
+    const index = indexInventory(familyOfDriver(h.driver), h.arch, inventories.get(h.hostname) ?? [])
+    indexes.set(h.hostname, { key, index })
+    return index
   }
 
   function catalogKey (): string {
@@ -174,7 +182,7 @@ export function createHostService (deps: HostServiceDeps) {
       group = buildGroup(family, h.swVersion, h.arch, sources, patchFacts)
       groups.set(gkey, group)
     }
-    const analysis = analyzeHost({ host: h, packages: inventories.get(h.hostname) ?? [] }, group)
+    const analysis = analyzeHost({ host: h, index: indexOf(h) }, group)
     analyses.set(h.hostname, { key, analysis })
     return analysis
   }
@@ -185,9 +193,40 @@ export function createHostService (deps: HostServiceDeps) {
     for (const h of hosts.values()) {
       for (const [id, st] of analysisOf(h).findings) findings.set(id, st)
     }
+    const oldest = oldestReport()
     const interimPatches = new Set<string>()
-    for (const set of interim.values()) for (const p of set) interimPatches.add(p)
+    for (const [id, since] of interimSince) if (since >= oldest) interimPatches.add(id)
     return { hostCount: hosts.size, hostIps: [...hosts.values()].map((h) => h.ip), interim: interimPatches, hostFindings: findings }
+  }
+
+  const reportMs = (h: HostRecord): number => Date.parse(h.lastReportAt)
+
+  /** Now, but strictly after the newest apply/remove, so a report always counts as caught up with it. */
+  function reportStamp (): string {
+    return new Date(Math.max(now(), newestInterim() + 1)).toISOString()
+  }
+
+  /** The oldest last-report time of the fleet (Infinity with no hosts). */
+  function oldestReport (): number {
+    let min = Infinity
+    for (const h of hosts.values()) min = Math.min(min, reportMs(h))
+    return min
+  }
+
+  /** The newest apply/remove time (-Infinity with none). */
+  function newestInterim (): number {
+    let max = -Infinity
+    for (const v of interimSince.values()) max = Math.max(max, v)
+    return max
+  }
+
+  /** Forgets interim marks every host has caught up with. */
+  function pruneInterim (): void {
+    const oldest = oldestReport()
+    const done = [...interimSince].filter(([, since]) => since < oldest).map(([id]) => id)
+    if (done.length === 0) return
+    db.transaction(() => { for (const id of done) repos.hosts.clearInterim(id) })()
+    for (const id of done) interimSince.delete(id)
   }
 
   function allowInsvc (): boolean {
@@ -221,8 +260,8 @@ export function createHostService (deps: HostServiceDeps) {
     viewVersion++
     hosts.delete(hostname)
     inventories.delete(hostname)
-    interim.delete(hostname)
     analyses.delete(hostname)
+    indexes.delete(hostname)
     hostGen.delete(hostname)
     wake(hostname)
   }
@@ -246,23 +285,19 @@ export function createHostService (deps: HostServiceDeps) {
 
   patches.setRepostateListener((ids) => {
     if (ids.length === 0 || hosts.size === 0) return
-    const names = [...hosts.keys()]
-    repos.hosts.addInterim(ids, names)
-    for (const h of names) {
-      const set = interim.get(h) ?? new Set<string>()
-      for (const id of ids) set.add(id)
-      interim.set(h, set)
-    }
+    const since = now()
+    db.transaction(() => { repos.hosts.setInterim(ids, new Date(since).toISOString()) })()
+    for (const id of ids) interimSince.set(id, since)
   })
   patches.setInstallingGuard(anyInstalling)
   patches.setHostFacts(hostFacts)
 
-  const timer = setInterval(() => { ageOut() }, Math.max(1000, Math.min(60_000, config.MPATCH_HOST_TIMEOUT_S * 500)))
+  const timer = setInterval(() => { ageOut(); pruneInterim() }, Math.max(1000, Math.min(60_000, config.MPATCH_HOST_TIMEOUT_S * 500)))
   timer.unref()
   const flushTimer = setInterval(() => { flushReportTimes() }, 5000)
   flushTimer.unref()
 
-  function legacyEntry (h: HostRecord, allow: boolean): LegacyHost {
+  function legacyEntry (h: HostRecord, allow: boolean, maxInterim: number): LegacyHost {
     const a = analysisOf(h)
     const open = openInstalls.get(h.hostname)
     return {
@@ -283,7 +318,7 @@ export function createHostService (deps: HostServiceDeps) {
       state: open?.status === 'pending' ? 'installing' : h.state,
       requires_reboot: (!a.current && !allow) || h.requiresReboot,
       allow_insvc_patching: allow,
-      interim_state: (interim.get(h.hostname)?.size ?? 0) > 0,
+      interim_state: reportMs(h) <= maxInterim,
       os: `${h.os.id} ${h.os.versionId}`.trim(),
       driver: h.driver,
       arch: h.arch
@@ -342,12 +377,12 @@ export function createHostService (deps: HostServiceDeps) {
         locked: r.locked,
         inventoryHash: inventoryKnown ? r.inventoryHash : (prev?.inventoryHash ?? null),
         firstSeenAt: prev?.firstSeenAt ?? new Date(now()).toISOString(),
-        lastReportAt: new Date(now()).toISOString()
+        lastReportAt: reportStamp()
       }
       const changed = prev === undefined || r.inventory !== undefined || prev.swVersion !== h.swVersion || prev.arch !== h.arch ||
         prev.driver !== h.driver || JSON.stringify(prev.subfunctions) !== JSON.stringify(h.subfunctions) || prev.nodetype !== h.nodetype
       const stateChanged = prev === undefined || prev.state !== h.state || prev.patchFailed !== h.patchFailed || prev.requiresReboot !== h.requiresReboot
-      const hadInterim = (interim.get(hostname)?.size ?? 0) > 0
+      const hadInterim = prev !== undefined && reportMs(prev) <= newestInterim()
       const open = openInstalls.get(hostname)
       const starts = open?.status === 'pending' && r.state === 'installing'
       const sameRecord = prev !== undefined && !changed && !stateChanged && prev.ip === h.ip && prev.locked === h.locked &&
@@ -362,7 +397,6 @@ export function createHostService (deps: HostServiceDeps) {
       db.transaction(() => {
         repos.hosts.save(h)
         if (r.inventory !== undefined) repos.hosts.replacePackages(hostname, r.inventory)
-        if (hadInterim) repos.hosts.clearInterim(hostname)
         if (starts && open !== undefined) repos.installs.markStarted(open.id)
       })()
       if (starts && open !== undefined) openInstalls.set(hostname, { ...open, status: 'installing' })
@@ -370,7 +404,6 @@ export function createHostService (deps: HostServiceDeps) {
       viewVersion++
       hosts.set(hostname, h)
       if (r.inventory !== undefined) inventories.set(hostname, r.inventory)
-      if (hadInterim) interim.delete(hostname)
       if (changed) touch(hostname)
       if (changed || stateChanged || hadInterim) patches.recompute()
       return { needInventory: !inventoryKnown, installPending: openInstalls.get(hostname)?.status === 'pending' }
@@ -429,20 +462,18 @@ export function createHostService (deps: HostServiceDeps) {
             state,
             patchFailed: r.status === 'success' ? false : r.status === 'failed' ? true : h.patchFailed,
             inventoryHash: r.inventory !== undefined && r.inventoryHash !== undefined ? r.inventoryHash : h.inventoryHash,
-            lastReportAt: new Date(now()).toISOString()
+            lastReportAt: reportStamp()
           }
           repos.hosts.save(next)
           if (r.inventory !== undefined) {
             // A result with the inventory after the install is a detailed report: the host has caught up.
             repos.hosts.replacePackages(hostname, r.inventory)
-            repos.hosts.clearInterim(hostname)
           }
           hosts.set(hostname, next)
         }
       })()
       if (r.inventory !== undefined && h !== undefined) {
         inventories.set(hostname, r.inventory)
-        interim.delete(hostname)
         touch(hostname)
       }
       openInstalls.delete(hostname)
@@ -492,7 +523,8 @@ export function createHostService (deps: HostServiceDeps) {
     queryHosts (): { data: LegacyHost[] } {
       ageOut()
       const allow = allowInsvc()
-      return { data: [...hosts.values()].map((h) => legacyEntry(h, allow)) }
+      const maxInterim = newestInterim()
+      return { data: [...hosts.values()].map((h) => legacyEntry(h, allow, maxInterim)) }
     },
 
     /**
