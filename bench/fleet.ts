@@ -51,7 +51,7 @@ function inventory (): Array<{ name: string, epoch: null, version: string, relea
   return Array.from({ length: PACKAGES }, (_, i) => ({ name: pkgName(i), epoch: null, version: '1.0', release: '1', arch: 'x86_64' }))
 }
 
-function reportBody (hostname: string, withInventory: boolean, inv: ReturnType<typeof inventory>): string {
+function reportBody (_hostname: string, withInventory: boolean, inv: ReturnType<typeof inventory>): string {
   return JSON.stringify({
     nodetype: 'worker',
     subfunctions: ['worker'],
@@ -90,7 +90,7 @@ async function reportAll (server: RunningServer, bodies: string[], concurrency: 
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < bodies.length) {
       const i = next++
-      const r = await postJson(agent, `${server.url}/api/v1/agents/host-${i}/report`, bodies[i])
+      const r = await postJson(agent, `${server.url}/api/v1/agents/host-${i % HOSTS}/report`, bodies[i])
       if (r.status !== 200) errors++
       lat.push(r.ms)
     }
@@ -109,10 +109,13 @@ export async function benchFleet (work: string, startBare: (file: string) => Pro
   const server = await startServer({ MPATCH_DATA_DIR: dataDir, MPATCH_LOG_LEVEL: 'warn' })
   try {
     const inv = inventory()
-    const full = Array.from({ length: HOSTS }, (_, i) => reportBody(`host-${i}`, true, inv))
+    // The host is named by the URL, so one body serves every host (and keeps the client's heap small).
+    const fullBody = reportBody('any', true, inv)
+    const full = Array.from({ length: HOSTS }, () => fullBody)
     const first = await reportAll(server, full, 8)
     rows.push({ what: `agent reports with full inventory, ${HOSTS} hosts × ${PACKAGES} packages`, measured: `${first.rate.toFixed(0)} reports/s (p99 ${first.p99.toFixed(1)} ms, ${first.errors} errors)`, baseline: '—', ratio: first.rate / 200, target: '≥ 200/s', ok: first.rate >= 200 && first.errors === 0 })
-    const same = Array.from({ length: HOSTS }, (_, i) => reportBody(`host-${i}`, false, inv))
+    const sameBody = reportBody('any', false, inv)
+    const same = Array.from({ length: HOSTS }, () => sameBody)
     const again = await reportAll(server, [...same, ...same, ...same], 16)
     rows.push({ what: `agent reports, unchanged inventory hash, ${HOSTS} hosts`, measured: `${again.rate.toFixed(0)} reports/s (p99 ${again.p99.toFixed(1)} ms, ${again.errors} errors)`, baseline: '—', ratio: again.rate / 2000, target: '≥ 2,000/s', ok: again.rate >= 2000 && again.errors === 0 })
 

@@ -29,8 +29,26 @@ export interface PatchFacts {
   personalities: Record<string, string[]>
 }
 
-/** A host's installed packages by name: the highest version of each that fits the host's architecture. */
-export type InventoryIndex = ReadonlyMap<string, { evr: string, arch: string }>
+/**
+ * A host's installed packages by name (the highest version of each that fits the host's
+ * architecture) as `evr\0arch`. Names and values are interned: a fleet mostly runs the same
+ * packages, so 2,000 indexes share one copy of each string.
+ */
+export type InventoryIndex = ReadonlyMap<string, string>
+
+const pool = new Map<string, string>()
+function intern (s: string): string {
+  const hit = pool.get(s)
+  if (hit !== undefined) return hit
+  pool.set(s, s)
+  return s
+}
+
+/** Splits an index value into its version and architecture. */
+export function splitEntry (v: string): { evr: string, arch: string } {
+  const i = v.indexOf('\0')
+  return { evr: v.slice(0, i), arch: v.slice(i + 1) }
+}
 
 export interface HostFacts {
   host: HostRecord
@@ -39,14 +57,14 @@ export interface HostFacts {
 
 /** Indexes an inventory once per report, so each state computation walks strings, not objects. */
 export function indexInventory (family: Family | null, hostArch: string, packages: readonly HostPackage[]): InventoryIndex {
-  const out = new Map<string, { evr: string, arch: string }>()
+  const out = new Map<string, string>()
   if (family === null) return out
   const cmp = compareBy[family]
   for (const p of packages) {
     if (!archFits(family, hostArch, p.arch)) continue
     const evr = evrOf(p)
     const prev = out.get(p.name)
-    if (prev === undefined || cmp(evr, prev.evr) > 0) out.set(p.name, { evr, arch: p.arch })
+    if (prev === undefined || cmp(evr, splitEntry(prev).evr) > 0) out.set(intern(p.name), intern(`${evr}\0${p.arch}`))
   }
   return out
 }
@@ -100,7 +118,7 @@ export function archFits (family: Family, hostArch: string, pkgArch: string): bo
   return pkgArch === 'all' || pkgArch === (DEB_ARCH[hostArch] ?? hostArch)
 }
 
-interface Candidate { evr: string, pkg: SourcePackage, repostate: Repostate | null }
+interface Candidate { evr: string, pkg: SourcePackage, repostate: Repostate | null, /** `evr\0arch`, as in an InventoryIndex */ key: string }
 
 interface NameView {
   /** Every known version of the name, with where it comes from. */
@@ -131,7 +149,8 @@ export function buildGroup (family: Family, swVersion: string, arch: string, sou
       if (p === undefined || p.swVersion !== swVersion) continue
       repostate = p.repostate
     }
-    const c: Candidate = { evr: evrOf(s), pkg: s, repostate }
+    const evr = evrOf(s)
+    const c: Candidate = { evr, pkg: s, repostate, key: `${evr}\0${s.arch}` }
     let view = names.get(s.name)
     if (view === undefined) {
       view = { all: [], desired: null }
@@ -196,14 +215,15 @@ export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
     if (patchId !== null) out.findings.set(patchId, state)
   }
   const installed = h.index
-  for (const [name, inst] of installed) {
+  for (const [name, entry] of installed) {
     const view = group.names.get(name)
     if (view === undefined) continue
-    const instEvr = inst.evr
     const desired = view.desired
+    // Most hosts run exactly the desired version: equal strings need no comparison.
+    if (desired !== null && entry === desired.key) continue
+    const inst = splitEntry(entry)
+    const instEvr = inst.evr
     if (desired !== null) {
-      // Most hosts run exactly the desired version: equal strings need no comparison.
-      if (instEvr === desired.evr) continue
       if (cached(group, instEvr, desired.evr) === 0) continue
       out.plan.install.push(planFile(desired))
     } else {

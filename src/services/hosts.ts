@@ -93,7 +93,9 @@ export function createHostService (deps: HostServiceDeps) {
   const now = deps.now ?? Date.now
 
   const hosts = new Map<string, HostRecord>()
-  const inventories = new Map<string, HostPackage[]>()
+  // Which hosts have reported an inventory (their packages live in the database and, indexed, in `indexes`).
+  const hasInventory = new Set<string>()
+  const indexes = new Map<string, { key: string, index: InventoryIndex }>()
   // Patch → when its last apply/remove happened (ms); hosts whose last report is older are pending for it.
   const interimSince = new Map<string, number>()
   const hostGen = new Map<string, number>()
@@ -117,12 +119,17 @@ export function createHostService (deps: HostServiceDeps) {
 
   function load (): void {
     hosts.clear()
-    inventories.clear()
+    hasInventory.clear()
+    indexes.clear()
     interimSince.clear()
     openInstalls.clear()
     for (const i of repos.installs.open()) openInstalls.set(i.hostname, i)
     for (const h of repos.hosts.all()) hosts.set(h.hostname, h)
-    for (const [h, pkgs] of repos.hosts.allPackages()) inventories.set(h, pkgs)
+    for (const [name, pkgs] of repos.hosts.allPackages()) {
+      hasInventory.add(name)
+      const h = hosts.get(name)
+      if (h !== undefined) indexes.set(name, { key: '0', index: indexInventory(familyOfDriver(h.driver), h.arch, pkgs) })
+    }
     for (const { patchId, since } of repos.hosts.interim()) interimSince.set(patchId, Date.parse(since))
   }
 
@@ -143,12 +150,12 @@ export function createHostService (deps: HostServiceDeps) {
   }
 
   // Inventory indexes, rebuilt when a host's inventory, architecture or driver changes.
-  const indexes = new Map<string, { key: string, index: InventoryIndex }>()
   function indexOf (h: HostRecord): InventoryIndex {
     const key = `${hostGen.get(h.hostname) ?? 0}`
     const cached = indexes.get(h.hostname)
     if (cached !== undefined && cached.key === key) return cached.index
-    const index = indexInventory(familyOfDriver(h.driver), h.arch, inventories.get(h.hostname) ?? [])
+    // Only when the driver or architecture changed without a new inventory: read it back.
+    const index = indexInventory(familyOfDriver(h.driver), h.arch, repos.hosts.packages(h.hostname))
     indexes.set(h.hostname, { key, index })
     return index
   }
@@ -259,8 +266,9 @@ export function createHostService (deps: HostServiceDeps) {
     lastReportDirty.delete(hostname)
     viewVersion++
     hosts.delete(hostname)
-    inventories.delete(hostname)
+    hasInventory.delete(hostname)
     analyses.delete(hostname)
+    fragments.delete(hostname)
     indexes.delete(hostname)
     hostGen.delete(hostname)
     wake(hostname)
@@ -296,6 +304,23 @@ export function createHostService (deps: HostServiceDeps) {
   timer.unref()
   const flushTimer = setInterval(() => { flushReportTimes() }, 5000)
   flushTimer.unref()
+
+  // Each host's query_hosts entry as JSON around its secs_since_ack, rebuilt only when it changed.
+  const fragments = new Map<string, { key: string, pre: string, post: string }>()
+  const SECS = '"secs_since_ack":-1'
+  function fragmentOf (h: HostRecord, allow: boolean, maxInterim: number): { pre: string, post: string } {
+    analysisOf(h)
+    const key = `${analyses.get(h.hostname)?.key ?? ''}|${h.state}|${String(h.patchFailed)}|${String(h.requiresReboot)}|${h.ip}|` +
+      `${openInstalls.get(h.hostname)?.status ?? ''}|${String(reportMs(h) <= maxInterim)}|${String(allow)}|${h.nodetype ?? ''}|` +
+      `${h.swVersion}|${h.subfunctions.join(',')}|${h.os.id}|${h.os.versionId}|${h.driver}|${h.arch}`
+    const cached = fragments.get(h.hostname)
+    if (cached !== undefined && cached.key === key) return cached
+    const json = JSON.stringify({ ...legacyEntry(h, allow, maxInterim), secs_since_ack: -1 })
+    const at = json.indexOf(SECS) + SECS.length - 2
+    const f = { key, pre: json.slice(0, at), post: json.slice(at + 2) }
+    fragments.set(h.hostname, f)
+    return f
+  }
 
   function legacyEntry (h: HostRecord, allow: boolean, maxInterim: number): LegacyHost {
     const a = analysisOf(h)
@@ -354,12 +379,12 @@ export function createHostService (deps: HostServiceDeps) {
       const h = hosts.get(hostname)
       return h === undefined ? undefined : analysisOf(h)
     },
-    packages: (hostname: string): HostPackage[] => inventories.get(hostname) ?? [],
+    packages: (hostname: string): HostPackage[] => repos.hosts.packages(hostname),
 
     /** An agent's report: upsert the host, take its inventory, clear its interim memberships. */
     report (hostname: string, r: AgentReport, sourceIp: string): { needInventory: boolean, installPending: boolean } {
       const prev = hosts.get(hostname)
-      const inventoryKnown = r.inventory !== undefined || (prev?.inventoryHash === r.inventoryHash && inventories.has(hostname))
+      const inventoryKnown = r.inventory !== undefined || (prev?.inventoryHash === r.inventoryHash && hasInventory.has(hostname))
       const subfunctions = r.subfunctions ?? (r.nodetype != null ? [r.nodetype] : [])
       const h: HostRecord = {
         hostname,
@@ -403,8 +428,11 @@ export function createHostService (deps: HostServiceDeps) {
       lastReportDirty.delete(hostname)
       viewVersion++
       hosts.set(hostname, h)
-      if (r.inventory !== undefined) inventories.set(hostname, r.inventory)
       if (changed) touch(hostname)
+      if (r.inventory !== undefined) {
+        hasInventory.add(hostname)
+        indexes.set(hostname, { key: `${hostGen.get(hostname) ?? 0}`, index: indexInventory(familyOfDriver(h.driver), h.arch, r.inventory) })
+      }
       if (changed || stateChanged || hadInterim) patches.recompute()
       return { needInventory: !inventoryKnown, installPending: openInstalls.get(hostname)?.status === 'pending' }
     },
@@ -473,8 +501,10 @@ export function createHostService (deps: HostServiceDeps) {
         }
       })()
       if (r.inventory !== undefined && h !== undefined) {
-        inventories.set(hostname, r.inventory)
         touch(hostname)
+        hasInventory.add(hostname)
+        const cur = hosts.get(hostname) as HostRecord
+        indexes.set(hostname, { key: `${hostGen.get(hostname) ?? 0}`, index: indexInventory(familyOfDriver(cur.driver), cur.arch, r.inventory) })
       }
       openInstalls.delete(hostname)
       lastReportDirty.delete(hostname)
@@ -535,7 +565,15 @@ export function createHostService (deps: HostServiceDeps) {
       ageOut()
       const key = `${viewVersion}|${gen}|${patches.version()}|${Math.floor(now() / 1000)}`
       if (key !== hostsJsonKey) {
-        hostsJson = JSON.stringify(this.queryHosts())
+        const allow = allowInsvc()
+        const maxInterim = newestInterim()
+        const t = now()
+        const parts: string[] = []
+        for (const h of hosts.values()) {
+          const f = fragmentOf(h, allow, maxInterim)
+          parts.push(f.pre + String(Math.max(0, Math.floor((t - reportMs(h)) / 1000))) + f.post)
+        }
+        hostsJson = `{"data":[${parts.join(',')}]}`
         hostsJsonKey = key
       }
       return hostsJson

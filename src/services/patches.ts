@@ -96,10 +96,19 @@ export function createPatchService (deps: PatchServiceDeps) {
     recompute()
   }
 
+  // Patchstates are derived lazily: a host report marks them stale; the next reader recomputes.
+  let statesStale = true
   function recompute (): void {
-    const facts = hostFacts()
-    states = computePatchStates(catalog, facts)
+    statesStale = true
     version++
+  }
+
+  function currentStates (): Map<string, Patchstate> {
+    if (statesStale) {
+      statesStale = false
+      states = computePatchStates(catalog, hostFacts())
+    }
+    return states
   }
 
   const requiresOf = (id: string): readonly string[] | undefined => byId.get(id)?.requires
@@ -139,7 +148,7 @@ export function createPatchService (deps: PatchServiceDeps) {
     })
   }
 
-  const patchstateOf = (id: string): Patchstate => states.get(id) ?? 'n/a'
+  const patchstateOf = (id: string): Patchstate => currentStates().get(id) ?? 'n/a'
 
   function isKnownRelease (rel: string): boolean {
     return rel === config.MPATCH_SW_VERSION || repos.releases.has(rel)
