@@ -90,6 +90,18 @@ export interface HostAnalysis {
   plan: { install: PlanFile[], remove: string[] }
   /** Patches this host shows as Partial-Apply / Partial-Remove. */
   findings: Map<string, 'Partial-Apply' | 'Partial-Remove'>
+  /** What each package name needing a change contributes (the fields above are built from it). */
+  byName: ReadonlyMap<string, NameResult>
+}
+
+/** One package name's part of a host's work. */
+export interface NameResult {
+  /** Installed `evr@arch` when the name needs a change on the host. */
+  installed?: string
+  install?: PlanFile
+  remove?: boolean
+  missing?: boolean
+  findings: Array<[string, 'Partial-Apply' | 'Partial-Remove']>
 }
 
 export interface FleetState {
@@ -207,56 +219,97 @@ function cached (group: GroupView, a: string, b: string): number {
   return order
 }
 
-/** What one host must do, and which patches it shows as Partial. */
-export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
-  const cmp = compareBy[group.family]
-  const out: HostAnalysis = { family: group.family, current: true, installed: {}, toRemove: [], missing: [], plan: { install: [], remove: [] }, findings: new Map() }
-  const mark = (patchId: string | null, state: 'Partial-Apply' | 'Partial-Remove'): void => {
-    if (patchId !== null) out.findings.set(patchId, state)
-  }
-  const installed = h.index
-  for (const [name, entry] of installed) {
-    const view = group.names.get(name)
-    if (view === undefined) continue
+/** One name's result on a host, or null when the host needs nothing for it. */
+function analyzeName (h: HostFacts, group: GroupView, name: string, types: () => Set<string>): NameResult | null {
+  const view = group.names.get(name)
+  const entry = h.index.get(name)
+  if (entry !== undefined) {
+    if (view === undefined) return null
     const desired = view.desired
     // Most hosts run exactly the desired version: equal strings need no comparison.
-    if (desired !== null && entry === desired.key) continue
+    if (desired !== null && entry === desired.key) return null
     const inst = splitEntry(entry)
-    const instEvr = inst.evr
+    const r: NameResult = { installed: `${inst.evr}@${inst.arch}`, findings: [] }
     if (desired !== null) {
-      if (cached(group, instEvr, desired.evr) === 0) continue
-      out.plan.install.push(planFile(desired))
+      if (cached(group, inst.evr, desired.evr) === 0) return null
+      r.install = planFile(desired)
     } else {
       // Nothing provides it any more: only Available patches carry it.
-      out.toRemove.push(name)
-      out.plan.remove.push(name)
+      r.remove = true
     }
-    out.installed[name] = `${instEvr}@${inst.arch}`
     // Legacy rule for a package that needs a change: an Applied patch with a higher version than
     // the host runs is not there yet; an Available patch at or below what the host runs is still there.
     for (const c of view.all) {
-      if (c.repostate === 'Applied' && cached(group, instEvr, c.evr) < 0) mark(c.pkg.patchId, 'Partial-Apply')
-      else if (c.repostate === 'Available' && cached(group, instEvr, c.evr) >= 0) mark(c.pkg.patchId, 'Partial-Remove')
+      if (c.pkg.patchId === null) continue
+      if (c.repostate === 'Applied' && cached(group, inst.evr, c.evr) < 0) r.findings.push([c.pkg.patchId, 'Partial-Apply'])
+      else if (c.repostate === 'Available' && cached(group, inst.evr, c.evr) >= 0) r.findings.push([c.pkg.patchId, 'Partial-Remove'])
     }
+    return r
   }
-  if (group.personality.size > 0) {
-    const types = personalityTypes(h.host)
-    for (const [name, entries] of group.personality) {
-      if (installed.has(name)) continue
-      const desired = group.names.get(name)?.desired ?? null
-      if (desired === null) continue
-      const wanting = entries.filter((e) => [...e.types].some((t) => types.has(t)))
-      if (wanting.length === 0) continue
-      out.missing.push(name)
-      out.plan.install.push(planFile(desired))
-      for (const e of wanting) mark(e.patchId, 'Partial-Apply')
+  const entries = group.personality.get(name)
+  const desired = view?.desired ?? null
+  if (entries === undefined || desired === null) return null
+  const t = types()
+  const wanting = entries.filter((e) => [...e.types].some((x) => t.has(x)))
+  if (wanting.length === 0) return null
+  return { missing: true, install: planFile(desired), findings: wanting.map((e) => [e.patchId, 'Partial-Apply']) }
+}
+
+/** The host-level fields from the per-name results, in name order. */
+function aggregate (family: Family, byName: ReadonlyMap<string, NameResult>): HostAnalysis {
+  const out: HostAnalysis = { family, current: true, installed: {}, toRemove: [], missing: [], plan: { install: [], remove: [] }, findings: new Map(), byName }
+  for (const name of [...byName.keys()].sort()) {
+    const r = byName.get(name) as NameResult
+    if (r.installed !== undefined) out.installed[name] = r.installed
+    if (r.install !== undefined) out.plan.install.push(r.install)
+    if (r.remove === true) {
+      out.toRemove.push(name)
+      out.plan.remove.push(name)
     }
+    if (r.missing === true) out.missing.push(name)
+    for (const [id, st] of r.findings) out.findings.set(id, st)
   }
   out.current = out.plan.install.length === 0 && out.plan.remove.length === 0
   return out
 }
 
-export const UNMANAGED: HostAnalysis = { family: null, current: true, installed: {}, toRemove: [], missing: [], plan: { install: [], remove: [] }, findings: new Map() }
+function typesOf (h: HostFacts): () => Set<string> {
+  let t: Set<string> | undefined
+  return () => (t ??= personalityTypes(h.host))
+}
+
+/** What one host must do, and which patches it shows as Partial. */
+export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
+  const byName = new Map<string, NameResult>()
+  const types = typesOf(h)
+  for (const name of h.index.keys()) {
+    const r = analyzeName(h, group, name, types)
+    if (r !== null) byName.set(name, r)
+  }
+  for (const name of group.personality.keys()) {
+    if (h.index.has(name)) continue
+    const r = analyzeName(h, group, name, types)
+    if (r !== null) byName.set(name, r)
+  }
+  return aggregate(group.family, byName)
+}
+
+/**
+ * `analyzeHost` after a change that only touched `names` (an apply or remove): the other names'
+ * results are kept, so the cost follows the change, not the inventory.
+ */
+export function reanalyzeHost (h: HostFacts, group: GroupView, prev: HostAnalysis, names: ReadonlySet<string>): HostAnalysis {
+  const byName = new Map(prev.byName)
+  const types = typesOf(h)
+  for (const name of names) {
+    byName.delete(name)
+    const r = analyzeName(h, group, name, types)
+    if (r !== null) byName.set(name, r)
+  }
+  return aggregate(group.family, byName)
+}
+
+export const UNMANAGED: HostAnalysis = { family: null, current: true, installed: {}, toRemove: [], missing: [], plan: { install: [], remove: [] }, findings: new Map(), byName: new Map() }
 
 /**
  * Computes the whole fleet state. `interim` lists (patch, host) pairs still waiting for the host

@@ -10,7 +10,7 @@ import type { AgentState, HostOs, HostPackage, HostRecord } from '../db/hosts.js
 import type { InstallChange, InstallRecord } from '../db/installs.js'
 import type { Caller, LegacyResult, PatchService } from './patches.js'
 import {
-  allowsInServicePatching, analyzeHost, buildGroup, familyOfDriver, indexInventory, UNMANAGED,
+  allowsInServicePatching, analyzeHost, buildGroup, evrOf, familyOfDriver, indexInventory, reanalyzeHost, UNMANAGED,
   type GroupView, type HostAnalysis, type InventoryIndex, type PatchFacts, type PlanFile, type SourcePackage
 } from './fleet-state.js'
 
@@ -114,7 +114,7 @@ export function createHostService (deps: HostServiceDeps) {
   let sources: SourcePackage[] = []
   let patchFacts = new Map<string, PatchFacts>()
   let groups = new Map<string, GroupView>()
-  const analyses = new Map<string, { key: string, analysis: HostAnalysis }>()
+  const analyses = new Map<string, { key: string, sourcesKey: string, hostGen: number, analysis: HostAnalysis }>()
   let feedGen = 0
 
   function load (): void {
@@ -164,9 +164,33 @@ export function createHostService (deps: HostServiceDeps) {
     return `${patches.catalogGeneration()}|${feedGen}`
   }
 
+  // Catalogue changes in order: each names the package names it may have changed (null: all).
+  // An analysis made before a change is brought up to date by redoing just those names.
+  let transitions: Array<{ from: string, to: string, names: Set<string> | null }> = []
+  let lastFeedGen = feedGen
+
+  /** Per patch: its package names, and a fingerprint of everything the state rule reads from it. */
+  function patchPrints (facts: Map<string, PatchFacts>, srcs: SourcePackage[]): Map<string, { names: Set<string>, print: string }> {
+    const out = new Map<string, { names: Set<string>, print: string }>()
+    for (const p of facts.values()) {
+      const names = new Set(Object.values(p.personalities).flat())
+      out.set(p.id, { names, print: `${p.swVersion}|${p.repostate}|${JSON.stringify(p.personalities)}` })
+    }
+    for (const f of srcs) {
+      if (f.patchId === null) continue
+      const e = out.get(f.patchId)
+      if (e === undefined) continue
+      e.names.add(f.name)
+      e.print += `|${f.name}\0${evrOf(f)}\0${f.arch}\0${f.sha256}\0${String(f.available)}`
+    }
+    return out
+  }
+
   function refreshSources (): void {
     const key = catalogKey()
     if (key === sourcesKey) return
+    const before = patchPrints(patchFacts, sources)
+    const from = sourcesKey
     sourcesKey = key
     patchFacts = new Map(patches.patches().map((p) => [p.id, { id: p.id, swVersion: p.swVersion, repostate: p.repostate, rebootRequired: p.rebootRequired, personalities: p.personalities }]))
     sources = [
@@ -174,13 +198,41 @@ export function createHostService (deps: HostServiceDeps) {
       ...repos.patches.packageFiles().map((f) => ({ ...f, available: !f.pruned }))
     ]
     groups = new Map()
+    let names: Set<string> | null = null
+    if (feedGen === lastFeedGen && from !== '') {
+      names = new Set()
+      const after = patchPrints(patchFacts, sources)
+      for (const id of new Set([...before.keys(), ...after.keys()])) {
+        const a = before.get(id)
+        const b = after.get(id)
+        if (a?.print === b?.print) continue
+        for (const n of a?.names ?? []) names.add(n)
+        for (const n of b?.names ?? []) names.add(n)
+      }
+    }
+    lastFeedGen = feedGen
+    transitions.push({ from, to: key, names })
+    if (transitions.length > 32) transitions = transitions.slice(-32)
+  }
+
+  /** The names changed between catalogue `from` and the current one, or null when unknown. */
+  function changedSince (from: string): Set<string> | null {
+    const i = transitions.findIndex((t) => t.from === from)
+    if (i < 0) return null
+    const names = new Set<string>()
+    for (const t of transitions.slice(i)) {
+      if (t.names === null) return null
+      for (const n of t.names) names.add(n)
+    }
+    return names
   }
 
   function analysisOf (h: HostRecord): HostAnalysis {
     refreshSources()
     const family = familyOfDriver(h.driver)
     if (family === null) return UNMANAGED
-    const key = `${sourcesKey}|${hostGen.get(h.hostname) ?? 0}`
+    const hg = hostGen.get(h.hostname) ?? 0
+    const key = `${sourcesKey}|${hg}`
     const cached = analyses.get(h.hostname)
     if (cached !== undefined && cached.key === key) return cached.analysis
     const gkey = `${h.swVersion}\0${family}\0${h.arch}`
@@ -189,8 +241,10 @@ export function createHostService (deps: HostServiceDeps) {
       group = buildGroup(family, h.swVersion, h.arch, sources, patchFacts)
       groups.set(gkey, group)
     }
-    const analysis = analyzeHost({ host: h, index: indexOf(h) }, group)
-    analyses.set(h.hostname, { key, analysis })
+    const facts = { host: h, index: indexOf(h) }
+    const names = cached !== undefined && cached.hostGen === hg ? changedSince(cached.sourcesKey) : null
+    const analysis = names !== null && cached !== undefined ? reanalyzeHost(facts, group, cached.analysis, names) : analyzeHost(facts, group)
+    analyses.set(h.hostname, { key, sourcesKey, hostGen: hg, analysis })
     return analysis
   }
 
