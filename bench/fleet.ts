@@ -153,18 +153,23 @@ export async function benchFleet (work: string, startBare: (file: string) => Pro
     const end = Date.now() + SOAK_SECONDS * 1000
     const perHostMs = 30_000 / HOSTS
     const reporters = (async () => {
+      // Reports are due on an absolute schedule (host i at start + i × 30 s / HOSTS): a late timer sends what is due at once.
+      const start = Date.now()
       let i = 0
       const pending = new Set<Promise<void>>()
       while (Date.now() < end) {
-        const h = i++ % HOSTS
-        const p = postJson(soakAgent, `${server.url}/api/v1/agents/host-${h}/report`, same[h]).then((r) => {
-          sent++
-          lat.push(r.ms)
-          if (r.status !== 200) errors++
-        })
-        pending.add(p)
-        void p.finally(() => pending.delete(p))
-        await new Promise((resolve) => setTimeout(resolve, perHostMs))
+        const due = Math.floor((Date.now() - start) / perHostMs)
+        for (; i <= due; i++) {
+          const h = i % HOSTS
+          const p = postJson(soakAgent, `${server.url}/api/v1/agents/host-${h}/report`, same[h]).then((r) => {
+            sent++
+            lat.push(r.ms)
+            if (r.status !== 200) errors++
+          })
+          pending.add(p)
+          void p.finally(() => pending.delete(p))
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5))
       }
       await Promise.all(pending)
     })()
@@ -183,7 +188,7 @@ export async function benchFleet (work: string, startBare: (file: string) => Pro
     lat.sort((a, b) => a - b)
     const p99 = lat[Math.floor(lat.length * 0.99)] ?? 0
     const expected = Math.floor(SOAK_SECONDS * 1000 / perHostMs)
-    rows.push({ what: `soak: ${HOSTS} agents reporting every 30 s for ${SOAK_SECONDS} s while patches are removed and applied`, measured: `${sent} reports, ${errors} errors, p99 ${p99.toFixed(1)} ms`, baseline: `${expected} reports scheduled`, ratio: p99 / 100, target: 'no error, no lost report, p99 < 100 ms', ok: errors === 0 && sent >= expected - 1 && p99 < 100 })
+    rows.push({ what: `soak: ${HOSTS} agents reporting every 30 s for ${SOAK_SECONDS} s while patches are removed and applied`, measured: `${sent} reports, ${errors} errors, p99 ${p99.toFixed(1)} ms`, baseline: `${expected} reports scheduled`, ratio: p99 / 100, target: 'no error, no lost report, p99 < 100 ms', ok: errors === 0 && sent >= expected && p99 < 100 })
   } finally {
     await server.kill()
   }

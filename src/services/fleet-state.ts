@@ -255,22 +255,47 @@ function analyzeName (h: HostFacts, group: GroupView, name: string, types: () =>
   return { missing: true, install: planFile(desired), findings: wanting.map((e) => [e.patchId, 'Partial-Apply']) }
 }
 
-/** The host-level fields from the per-name results, in name order. */
+/**
+ * The host-level fields from the per-name results, in name order. They are built on first read
+ * (query_hosts, plans): recomputing states after a change needs only `current` and `findings`.
+ */
 function aggregate (family: Family, byName: ReadonlyMap<string, NameResult>): HostAnalysis {
-  const out: HostAnalysis = { family, current: true, installed: {}, toRemove: [], missing: [], plan: { install: [], remove: [] }, findings: new Map(), byName }
-  for (const name of [...byName.keys()].sort()) {
-    const r = byName.get(name) as NameResult
-    if (r.installed !== undefined) out.installed[name] = r.installed
-    if (r.install !== undefined) out.plan.install.push(r.install)
-    if (r.remove === true) {
-      out.toRemove.push(name)
-      out.plan.remove.push(name)
+  type View = Pick<HostAnalysis, 'installed' | 'toRemove' | 'missing' | 'plan'>
+  let view: View | undefined
+  let findings: Map<string, 'Partial-Apply' | 'Partial-Remove'> | undefined
+  const build = (): View => {
+    if (view !== undefined) return view
+    const v: View = { installed: {}, toRemove: [], missing: [], plan: { install: [], remove: [] } }
+    for (const name of [...byName.keys()].sort()) {
+      const r = byName.get(name) as NameResult
+      if (r.installed !== undefined) v.installed[name] = r.installed
+      if (r.install !== undefined) v.plan.install.push(r.install)
+      if (r.remove === true) {
+        v.toRemove.push(name)
+        v.plan.remove.push(name)
+      }
+      if (r.missing === true) v.missing.push(name)
     }
-    if (r.missing === true) out.missing.push(name)
-    for (const [id, st] of r.findings) out.findings.set(id, st)
+    view = v
+    return v
   }
-  out.current = out.plan.install.length === 0 && out.plan.remove.length === 0
-  return out
+  return {
+    family,
+    byName,
+    // Every per-name result is a change to make: none means the host is current.
+    current: byName.size === 0,
+    get installed () { return build().installed },
+    get toRemove () { return build().toRemove },
+    get missing () { return build().missing },
+    get plan () { return build().plan },
+    get findings () {
+      if (findings === undefined) {
+        findings = new Map()
+        for (const r of byName.values()) for (const [id, st] of r.findings) findings.set(id, st)
+      }
+      return findings
+    }
+  }
 }
 
 function typesOf (h: HostFacts): () => Set<string> {
@@ -299,7 +324,8 @@ export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
  * results are kept, so the cost follows the change, not the inventory.
  */
 export function reanalyzeHost (h: HostFacts, group: GroupView, prev: HostAnalysis, names: ReadonlySet<string>): HostAnalysis {
-  const byName = new Map(prev.byName)
+  // The previous analysis is replaced, never read again: its map is updated in place.
+  const byName = prev.byName as Map<string, NameResult>
   const types = typesOf(h)
   for (const name of names) {
     byName.delete(name)

@@ -352,7 +352,7 @@ export function createHostService (deps: HostServiceDeps) {
     for (const id of ids) interimSince.set(id, since)
   })
   patches.setInstallingGuard(anyInstalling)
-  patches.setHostFacts(hostFacts)
+  patches.setHostFacts(hostFacts, () => hosts.size)
 
   const timer = setInterval(() => { ageOut(); pruneInterim() }, Math.max(1000, Math.min(60_000, config.MPATCH_HOST_TIMEOUT_S * 500)))
   timer.unref()

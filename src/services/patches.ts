@@ -96,6 +96,9 @@ export function createPatchService (deps: PatchServiceDeps) {
     recompute()
   }
 
+  // How many hosts exist, without deriving the per-host findings.
+  let countHosts = (): number => hostFacts().hostCount
+
   // Patchstates are derived lazily: a host report marks them stale; the next reader recomputes.
   let statesStale = true
   function recompute (): void {
@@ -347,7 +350,7 @@ export function createPatchService (deps: PatchServiceDeps) {
       const failed = await semantic.run('pre-apply', order, (id) => repos.patches.files(id), allPatchstates())
       if (failed !== null) return { error: `Error: Semantic check failed for ${failed.id}:\n${failed.output}` }
     }
-    const { hostCount } = hostFacts()
+    const hostCount = countHosts()
     const changed: string[] = []
     db.transaction(() => {
       for (const id of order) {
@@ -412,7 +415,7 @@ export function createPatchService (deps: PatchServiceDeps) {
       const failed = await semantic.run('pre-remove', order, (id) => repos.patches.files(id), allPatchstates())
       if (failed !== null) return { error: `Error: Semantic check failed for ${failed.id}:\n${failed.output}` }
     }
-    const { hostCount } = hostFacts()
+    const hostCount = countHosts()
     const changed: string[] = []
     db.transaction(() => {
       for (const id of order) {
@@ -490,7 +493,7 @@ export function createPatchService (deps: PatchServiceDeps) {
     for (const id of ids) if (isValidPatchId(id) && !byId.has(id)) m.error += `${id} is unrecognized\n`
     if (m.error !== '') return { info: m.info, error: m.error }
     const set = dependencies(ids, requiresOf, true)
-    const { hostCount } = hostFacts()
+    const hostCount = countHosts()
     const notApplied = set.filter((id) => {
       const p = byId.get(id)
       if (p === undefined) return true
@@ -574,7 +577,10 @@ export function createPatchService (deps: PatchServiceDeps) {
     setRepostateListener (fn: (ids: string[], hostCount: number) => void): void { onRepostateChange = fn },
 
     /** Lets the host service supply host counts, interim sets and per-host findings. */
-    setHostFacts (fn: NonNullable<PatchServiceDeps['hostFacts']>): void { hostFacts = fn },
+    setHostFacts (fn: NonNullable<PatchServiceDeps['hostFacts']>, count?: () => number): void {
+      hostFacts = fn
+      if (count !== undefined) countHosts = count
+    },
 
     /** A number that changes whenever the patch catalogue itself changes (not mere state changes). */
     catalogGeneration: (): number => catalogGen,
