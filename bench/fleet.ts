@@ -167,7 +167,7 @@ export async function benchFleet (work: string, startBare: (file: string) => Pro
             if (r.status !== 200) errors++
           })
           pending.add(p)
-          void p.finally(() => pending.delete(p))
+          p.finally(() => pending.delete(p)).catch(() => {})
         }
         await new Promise((resolve) => setTimeout(resolve, 5))
       }

@@ -105,7 +105,9 @@ async function legacyHostInstall (hostname: string, force = false): Promise<'idl
 }
 
 async function debPackages (h: string): Promise<string[]> {
-  const out = await tool('dpkg-query', [`--admindir=${sysroot(h)}/var/lib/dpkg`, '-W', '-f', '${Package}=${Version}\n'])
+  // dpkg-query's own ${field} syntax, not a template string.
+  const format = ['${Package}', '${Version}'].join('=') + '\n' // eslint-disable-line no-template-curly-in-string
+  const out = await tool('dpkg-query', [`--admindir=${sysroot(h)}/var/lib/dpkg`, '-W', '-f', format])
   return out.split('\n').filter((l) => l !== '').sort()
 }
 
