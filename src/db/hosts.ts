@@ -131,8 +131,9 @@ export function createHostsRepo (db: Db) {
       for (const r of allPkgs.iterate() as IterableIterator<{ hostname: string, packages: string }>) out.set(r.hostname, JSON.parse(r.packages) as HostPackage[])
       return out
     },
+    /** Stores a host's inventory; entries must be plain HostPackage objects (the report schema admits no other keys). */
     replacePackages (hostname: string, pkgs: readonly HostPackage[]): void {
-      putPkgs.run(hostname, JSON.stringify(pkgs.map((p) => ({ name: p.name, epoch: p.epoch, version: p.version, release: p.release, arch: p.arch }))))
+      putPkgs.run(hostname, JSON.stringify(pkgs))
     },
     /** Patches made interim by an apply/remove, with when. */
     interim: (): Array<{ patchId: string, since: string }> =>

@@ -24,7 +24,7 @@
 import path from 'node:path'
 import { inspectDeb } from './package-file.js'
 import { compareDebVersions, parseDebVersion } from './vercmp-deb.js'
-import { checkInventory, createSession, failureFrom, finishOutcome, formatEvr } from './outcome.js'
+import { checkFilePlan, checkInventory, createSession, failureFrom, finishOutcome, formatEvr } from './outcome.js'
 import type { ApplySession, Expected, Failure } from './outcome.js'
 import { checkTarget, inSysroot, isHostRoot, runningKernel, runOn, stateDirOf } from './target.js'
 import { DriverError } from './types.js'
@@ -214,18 +214,7 @@ async function prepareApt (target: Target, repos: string[]): Promise<string> {
 }
 
 function checkPlan (plan: ApplyPlan): void {
-  for (const f of plan.install) {
-    if (!path.posix.isAbsolute(f) || !f.endsWith('.deb') || /[\0\n\r]/.test(f)) {
-      throw new DriverError('invalid-input', `install entries must be absolute paths of .deb files, got ${JSON.stringify(f)}`)
-    }
-  }
-  for (const n of plan.remove) {
-    if (!DEB_NAME.test(n)) throw new DriverError('invalid-input', `not a Debian package name: ${JSON.stringify(n)}`)
-  }
-  for (const r of plan.repos ?? []) {
-    if (!REPO_URL.test(r)) throw new DriverError('invalid-input', `repository must be a file:// or http(s):// URL, got ${JSON.stringify(r)}`)
-  }
-  if (plan.osVersion !== undefined) throw new DriverError('invalid-input', 'the deb driver has no OS version to update to (osVersion is for swupd)')
+  checkFilePlan(plan, { driver: 'deb', ext: '.deb', name: DEB_NAME, nameLabel: 'a Debian package name', repo: REPO_URL })
 }
 
 /** Reads name, version and architecture of each file with dpkg-deb. */

@@ -1,7 +1,8 @@
 /** Shared apply machinery: a command session with an output tail, failure classification and the before/after inventory check. */
+import path from 'node:path'
 import { DriverError } from './types.js'
 import type {
-  ApplyOutcome, CommandRecord, CommandResult, InstalledPackage, OutcomeReason, PackageChange, Target
+  ApplyOutcome, ApplyPlan, CommandRecord, CommandResult, InstalledPackage, OutcomeReason, PackageChange, Target
 } from './types.js'
 import { runOn } from './target.js'
 
@@ -181,4 +182,23 @@ export function failureFrom (err: unknown): Failure {
   if (err.reason === 'invalid-input' || err.reason === 'unsupported') throw err
   // The fixed outcome reasons have no 'cancelled'; a cancel is a command that did not complete.
   return { reason: err.reason === 'cancelled' ? 'command-failed' : err.reason, message: err.message }
+}
+
+/**
+ * Checks a package-file plan before anything runs: absolute paths with the family's extension,
+ * valid package names, repository URLs of the form the tool takes, and no swupd OS version.
+ */
+export function checkFilePlan (plan: ApplyPlan, rule: { driver: 'deb' | 'rpm', ext: string, name: RegExp, nameLabel: string, repo: RegExp }): void {
+  for (const f of plan.install) {
+    if (!path.posix.isAbsolute(f) || !f.endsWith(rule.ext) || /[\0\n\r]/.test(f)) {
+      throw new DriverError('invalid-input', `install entries must be absolute paths of ${rule.ext} files, got ${JSON.stringify(f)}`)
+    }
+  }
+  for (const n of plan.remove) {
+    if (!rule.name.test(n)) throw new DriverError('invalid-input', `not ${rule.nameLabel}: ${JSON.stringify(n)}`)
+  }
+  for (const r of plan.repos ?? []) {
+    if (!rule.repo.test(r)) throw new DriverError('invalid-input', `repository must be a file:// or http(s):// URL, got ${JSON.stringify(r)}`)
+  }
+  if (plan.osVersion !== undefined) throw new DriverError('invalid-input', `the ${rule.driver} driver has no OS version to update to (osVersion is for swupd)`)
 }

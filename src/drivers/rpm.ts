@@ -27,7 +27,7 @@ import path from 'node:path'
 import { inspectRpm } from './package-file.js'
 import { compareRpmVersions } from './vercmp-rpm.js'
 import { readOsRelease } from './os-release.js'
-import { checkInventory, createSession, failureFrom, finishOutcome, formatEvr } from './outcome.js'
+import { checkFilePlan, checkInventory, createSession, failureFrom, finishOutcome, formatEvr } from './outcome.js'
 import type { ApplySession, Expected, Failure } from './outcome.js'
 import { checkTarget, inSysroot, isHostRoot, runningKernel, runOn, stateDirOf } from './target.js'
 import { DriverError } from './types.js'
@@ -171,18 +171,7 @@ async function listInstalled (target: Target): Promise<InstalledPackage[]> {
 }
 
 function checkPlan (plan: ApplyPlan): void {
-  for (const f of plan.install) {
-    if (!path.posix.isAbsolute(f) || !f.endsWith('.rpm') || /[\0\n\r]/.test(f)) {
-      throw new DriverError('invalid-input', `install entries must be absolute paths of .rpm files, got ${JSON.stringify(f)}`)
-    }
-  }
-  for (const n of plan.remove) {
-    if (!RPM_NAME.test(n)) throw new DriverError('invalid-input', `not an rpm package name: ${JSON.stringify(n)}`)
-  }
-  for (const r of plan.repos ?? []) {
-    if (!REPO_URL.test(r)) throw new DriverError('invalid-input', `repository must be a file:// or http(s):// URL, got ${JSON.stringify(r)}`)
-  }
-  if (plan.osVersion !== undefined) throw new DriverError('invalid-input', 'the rpm driver has no OS version to update to (osVersion is for swupd)')
+  checkFilePlan(plan, { driver: 'rpm', ext: '.rpm', name: RPM_NAME, nameLabel: 'an rpm package name', repo: REPO_URL })
 }
 
 async function readFiles (session: ApplySession, files: string[]): Promise<Expected[] | Failure> {
