@@ -115,7 +115,8 @@ export function evrOf (p: { epoch: number | null, version: string, release: stri
   return `${p.epoch !== null && p.epoch !== 0 ? `${p.epoch}:` : ''}${p.version}${p.release !== null && p.release !== '' ? `-${p.release}` : ''}`
 }
 
-const compareBy: Record<Family, (a: string, b: string) => number> = { rpm: compareRpmVersions, deb: compareDebVersions }
+/** Each family's own version comparison (rpmvercmp, Debian rules). */
+export const compareBy: Record<Family, (a: string, b: string) => number> = { rpm: compareRpmVersions, deb: compareDebVersions }
 
 /** The package family a driver manages with this rule. */
 export function familyOfDriver (driver: string): Family | null {

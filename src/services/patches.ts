@@ -14,11 +14,10 @@ import { loadTrustStore } from '../patchfile/trust.js'
 import type { PatchContents } from '../patchfile/types.js'
 import { computePatchStates, type Patchstate } from './patch-state.js'
 import { dependencies, topologicalOrder } from './ordering.js'
-import { compareFileVersions, identifyPackageFile } from './package-names.js'
-import { evrOf } from './fleet-state.js'
+import { compareBy, evrOf } from './fleet-state.js'
 import { createSemanticChecker, type CommandRunner } from './semantic-checks.js'
 import { inspectPackageFile, PackageFileError } from '../drivers/package-file.js'
-import type { PackageIdentity } from '../db/patches.js'
+import type { PackageIdentity, PatchPackageFile } from '../db/patches.js'
 import { RELEASE_PATTERN } from '../config.js'
 
 /** The standard legacy result: three newline-terminated message strings. */
@@ -282,7 +281,7 @@ export function createPatchService (deps: PatchServiceDeps) {
   function feedVersionAtLeast (rel: string, p: PackageIdentity): string | null {
     for (const f of repos.feeds.ofRelease(rel)) {
       if (f.family !== p.family || f.name !== p.name || f.arch !== p.arch) continue
-      if (compareFileVersions(p.family, evrOf(p), evrOf(f)) <= 0) return evrOf(f)
+      if (compareBy[p.family](evrOf(p), evrOf(f)) <= 0) return evrOf(f)
     }
     return null
   }
@@ -464,21 +463,20 @@ export function createPatchService (deps: PatchServiceDeps) {
 
   /** Payload rows a commit of `set` turns into garbage: every lower version of a package the set also holds at a higher one. */
   function commitGarbage (set: string[]): Array<{ patch: string, file: StoredFile }> {
-    const best = new Map<string, { evr: string, patch: string, file: StoredFile }>()
-    const all: Array<{ key: string, evr: string, patch: string, file: StoredFile, family: 'rpm' | 'deb' }> = []
-    for (const id of set) {
-      const p = byId.get(id) as StoredPatch
-      for (const f of repos.patches.files(id)) {
-        if (f.kind !== 'software' || f.pruned === true) continue
-        const ident = identifyPackageFile(f.name)
-        if (ident === null) continue
-        const key = `${p.swVersion}\0${ident.family}\0${ident.name}\0${ident.arch}`
-        all.push({ key, evr: ident.evr, patch: id, file: f, family: ident.family })
-        const cur = best.get(key)
-        if (cur === undefined || compareFileVersions(ident.family, ident.evr, cur.evr) > 0) best.set(key, { evr: ident.evr, patch: id, file: f })
-      }
+    const members = new Set(set)
+    const best = new Map<string, { evr: string, file: PatchPackageFile }>()
+    const all: Array<{ key: string, file: PatchPackageFile }> = []
+    // Package identities were read from the headers at import.
+    for (const f of repos.patches.packageFiles()) {
+      if (!members.has(f.patchId) || f.pruned) continue
+      const key = `${(byId.get(f.patchId) as StoredPatch).swVersion}\0${f.family}\0${f.name}\0${f.arch}`
+      all.push({ key, file: f })
+      const evr = evrOf(f)
+      const cur = best.get(key)
+      if (cur === undefined || compareBy[f.family](evr, cur.evr) > 0) best.set(key, { evr, file: f })
     }
-    return all.filter((e) => best.get(e.key)?.file !== e.file).map((e) => ({ patch: e.patch, file: e.file }))
+    return all.filter((e) => best.get(e.key)?.file !== e.file)
+      .map((e) => ({ patch: e.file.patchId, file: { kind: 'software' as const, name: e.file.fileName, sha256: e.file.sha256, size: e.file.size } }))
   }
 
   async function commit (idsIn: string[], dryRun: boolean): Promise<{ info: string, error: string }> {
