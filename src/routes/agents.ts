@@ -15,6 +15,20 @@ const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { hosts, store } = app.core
 
+  // Reports carry ~150 KB of JSON. Plain JSON.parse is safe here without the prototype-poisoning
+  // scan: every body schema of this plugin is closed (additionalProperties: false at every level),
+  // so a `__proto__` or `constructor` key is refused with a 400 by validation.
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 32 * 1024 * 1024 }, (_req, body, done) => {
+    try {
+      done(null, body === '' ? undefined : JSON.parse(body as string))
+    } catch (err) {
+      const e = err as Error & { statusCode?: number }
+      e.statusCode = 400
+      done(e, undefined)
+    }
+  })
+
   app.post('/agents/:hostname/report', {
     bodyLimit: 32 * 1024 * 1024,
     schema: {

@@ -250,6 +250,13 @@ describe('host installs', () => {
     const noInstall = await app.inject({ method: 'POST', url: '/api/v1/agents/h1/installs/999', payload: { status: 'success' } })
     const noHost = await app.inject({ url: '/api/v1/agents/ghost/plan' })
 
+    const proto = await app.inject({ method: 'POST', url: '/api/v1/agents/h1/report', headers: { 'content-type': 'application/json' }, payload: '{"swVersion":"22.12","os":{"id":"d","versionId":"1","prettyName":"D"},"arch":"x86_64","driver":"deb","state":"idle","patchFailed":false,"requiresReboot":false,"locked":false,"inventoryHash":"' + HASH('a') + '","__proto__":{"locked":true}}' })
+    const garbled = await app.inject({ method: 'POST', url: '/api/v1/agents/h1/report', headers: { 'content-type': 'application/json' }, payload: '{"swVersion":' })
+
+    expect(proto.statusCode).toBe(400)
+    expect(proto.json().message).toMatch(/additional properties/)
+    expect(garbled.statusCode).toBe(400)
+    expect(garbled.json().statusCode).toBe(400)
     expect(badName.statusCode).toBe(400)
     expect(extra.statusCode).toBe(400)
     expect(noInstall.statusCode).toBe(404)
