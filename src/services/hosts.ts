@@ -257,7 +257,7 @@ export function createHostService (deps: HostServiceDeps) {
     const oldest = oldestReport()
     const interimPatches = new Set<string>()
     for (const [id, since] of interimSince) if (since >= oldest) interimPatches.add(id)
-    return { hostCount: hosts.size, hostIps: [...hosts.values()].map((h) => h.ip), interim: interimPatches, hostFindings: findings }
+    return { hostCount: hosts.size, interim: interimPatches, hostFindings: findings }
   }
 
   const reportMs = (h: HostRecord): number => Date.parse(h.lastReportAt)
@@ -603,16 +603,8 @@ export function createHostService (deps: HostServiceDeps) {
       return result
     },
 
-    /** Legacy query_hosts: every host in the order it first reported. */
-    queryHosts (): { data: LegacyHost[] } {
-      ageOut()
-      const allow = allowInsvc()
-      const maxInterim = newestInterim()
-      return { data: [...hosts.values()].map((h) => legacyEntry(h, allow, maxInterim)) }
-    },
-
     /**
-     * query_hosts as JSON text, rebuilt when something it shows changed or a second passed
+     * Legacy query_hosts (every host in the order it first reported) as JSON text, rebuilt when something it shows changed or a second passed
      * (secs_since_ack has whole-second resolution), so pollers of a large fleet share one body.
      */
     queryHostsJson (): string {

@@ -48,7 +48,7 @@ export interface PatchServiceDeps {
   log: Logger
   runner?: CommandRunner
   /** Host facts the patch-state rule needs; until agents exist there are none. */
-  hostFacts?: () => { hostCount: number, hostIps: string[], interim: ReadonlySet<string>, hostFindings?: ReadonlyMap<string, Patchstate> }
+  hostFacts?: () => { hostCount: number, interim: ReadonlySet<string>, hostFindings?: ReadonlyMap<string, Patchstate> }
 }
 
 export interface ImportSource { path: string, name: string }
@@ -76,7 +76,7 @@ export function legacyPatch (p: StoredPatch, patchstate: Patchstate): LegacyPatc
 /** Creates the patch service. Mutating calls run one at a time; reads never wait for them. */
 export function createPatchService (deps: PatchServiceDeps) {
   const { config, db, repos, store, log } = deps
-  let hostFacts = deps.hostFacts ?? (() => ({ hostCount: 0, hostIps: [] as string[], interim: new Set<string>() as ReadonlySet<string> }))
+  let hostFacts = deps.hostFacts ?? (() => ({ hostCount: 0, interim: new Set<string>() as ReadonlySet<string> }))
   const semantic = createSemanticChecker({ store, runner: deps.runner, timeoutMs: config.MPATCH_SEMANTIC_TIMEOUT_S * 1000, log })
 
   // In-memory catalogue of patches, reloaded after every committed write; reads use it directly.
@@ -345,25 +345,9 @@ export function createPatchService (deps: PatchServiceDeps) {
     }
     m.error += requiredByLines(missing)
     if (m.error !== '') return m.result()
-    if (!opts.skipSemantic && config.MPATCH_SEMANTIC_CHECKS) {
-      const failed = await semantic.run('pre-apply', order, (id) => repos.patches.files(id), allPatchstates())
-      if (failed !== null) return { error: `Error: Semantic check failed for ${failed.id}:\n${failed.output}` }
-    }
-    const hostCount = countHosts()
-    const changed: string[] = []
-    db.transaction(() => {
-      for (const id of order) {
-        const p = byId.get(id) as StoredPatch
-        if (p.repostate !== 'Available') {
-          m.info += `${id} is already in the repo\n`
-          continue
-        }
-        repos.patches.setRepostate(id, 'Applied')
-        changed.push(id)
-        m.info += `${id} is now in the repo\n`
-      }
-    })()
-    onRepostateChange?.(changed, hostCount)
+    const refused = await semanticGate('pre-apply', order, opts.skipSemantic)
+    if (refused !== null) return refused
+    moveRepostates(m, order, 'Applied', 'is already in the repo', 'is now in the repo')
     return m.result()
   }
 
@@ -410,30 +394,42 @@ export function createPatchService (deps: PatchServiceDeps) {
       }
       if (m.error !== '') return m.result()
     }
-    if (!opts.skipSemantic && config.MPATCH_SEMANTIC_CHECKS) {
-      const failed = await semantic.run('pre-remove', order, (id) => repos.patches.files(id), allPatchstates())
-      if (failed !== null) return { error: `Error: Semantic check failed for ${failed.id}:\n${failed.output}` }
-    }
-    const hostCount = countHosts()
-    const changed: string[] = []
-    db.transaction(() => {
-      for (const id of order) {
-        const p = byId.get(id) as StoredPatch
-        if (p.repostate === 'Available') {
-          m.info += `${id} is not in the repo\n`
-          continue
-        }
-        repos.patches.setRepostate(id, 'Available')
-        changed.push(id)
-        m.info += `${id} has been removed from the repo\n`
-      }
-    })()
-    onRepostateChange?.(changed, hostCount)
+    const refused = await semanticGate('pre-remove', order, opts.skipSemantic)
+    if (refused !== null) return refused
+    moveRepostates(m, order, 'Available', 'is not in the repo', 'has been removed from the repo')
     return m.result()
   }
 
   // Set by the host service (agents) to record interim sets; unused while no hosts exist.
-  let onRepostateChange: ((ids: string[], hostCount: number) => void) | undefined
+  let onRepostateChange: ((ids: string[]) => void) | undefined
+
+  /** D14: runs the `action` checks when enabled and not skipped; the legacy error on a failure. */
+  async function semanticGate (action: 'pre-apply' | 'pre-remove', order: string[], skip: boolean): Promise<ErrorOnly | null> {
+    if (skip || !config.MPATCH_SEMANTIC_CHECKS) return null
+    const failed = await semantic.run(action, order, (id) => repos.patches.files(id), allPatchstates())
+    return failed === null ? null : { error: `Error: Semantic check failed for ${failed.id}:\n${failed.output}` }
+  }
+
+  /**
+   * Moves the patches of `order` to `to` in one transaction (apply: Applied, remove: Available);
+   * a patch already on that side only gets the `already` line. Tells the host service.
+   */
+  function moveRepostates (m: Messages, order: string[], to: 'Applied' | 'Available', already: string, done: string): void {
+    const changed: string[] = []
+    db.transaction(() => {
+      for (const id of order) {
+        const onTarget = to === 'Applied' ? (byId.get(id) as StoredPatch).repostate !== 'Available' : (byId.get(id) as StoredPatch).repostate === 'Available'
+        if (onTarget) {
+          m.info += `${id} ${already}\n`
+          continue
+        }
+        repos.patches.setRepostate(id, to)
+        changed.push(id)
+        m.info += `${id} ${done}\n`
+      }
+    })()
+    onRepostateChange?.(changed)
+  }
 
   // ---------------------------------------------------------------------------------------------
   // delete (3.6), commit (3.7)
@@ -572,7 +568,7 @@ export function createPatchService (deps: PatchServiceDeps) {
     recompute,
 
     /** Lets the host service hear about apply/remove, to record interim sets. */
-    setRepostateListener (fn: (ids: string[], hostCount: number) => void): void { onRepostateChange = fn },
+    setRepostateListener (fn: (ids: string[]) => void): void { onRepostateChange = fn },
 
     /** Lets the host service supply host counts, interim sets and per-host findings. */
     setHostFacts (fn: NonNullable<PatchServiceDeps['hostFacts']>, count?: () => number): void {
