@@ -24,7 +24,7 @@
 import path from 'node:path'
 import { inspectDeb } from './package-file.js'
 import { compareDebVersions, parseDebVersion } from './vercmp-deb.js'
-import { checkFilePlan, checkInventory, createSession, failureFrom, finishOutcome, formatEvr } from './outcome.js'
+import { checkFilePlan, checkInventory, failureFrom, finishOutcome, formatEvr, openApply } from './outcome.js'
 import type { ApplySession, Expected, Failure } from './outcome.js'
 import { checkTarget, inSysroot, isHostRoot, runningKernel, runOn, stateDirOf } from './target.js'
 import { DriverError } from './types.js'
@@ -242,15 +242,9 @@ async function readFiles (session: ApplySession, files: string[]): Promise<Expec
  * Success is decided by comparing the inventory before and after with the plan.
  */
 async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
-  checkTarget(target)
-  checkPlan(plan)
-  const session = createSession(target)
-  let before: InstalledPackage[]
-  try {
-    before = await listInstalled(target)
-  } catch (err) {
-    return finishOutcome(session, [], [], [], failureFrom(err))
-  }
+  const opened = await openApply(target, plan, checkPlan, listInstalled)
+  if (!('session' in opened)) return opened
+  const { session, before } = opened
   const repos = plan.repos ?? []
   let failure: Failure | undefined
   let expected: Expected[] = []

@@ -4,7 +4,7 @@ import { DriverError } from './types.js'
 import type {
   ApplyOutcome, ApplyPlan, CommandRecord, CommandResult, InstalledPackage, OutcomeReason, PackageChange, Target
 } from './types.js'
-import { runOn } from './target.js'
+import { checkTarget, runOn } from './target.js'
 
 /** How much tool output an outcome keeps. */
 export const OUTPUT_TAIL_CHARS = 4000
@@ -201,4 +201,20 @@ export function checkFilePlan (plan: ApplyPlan, rule: { driver: 'deb' | 'rpm', e
     if (!rule.repo.test(r)) throw new DriverError('invalid-input', `repository must be a file:// or http(s):// URL, got ${JSON.stringify(r)}`)
   }
   if (plan.osVersion !== undefined) throw new DriverError('invalid-input', `the ${rule.driver} driver has no OS version to update to (osVersion is for swupd)`)
+}
+
+/**
+ * The start every apply shares: check the target and the plan, open a session and read the
+ * inventory before anything runs. A missing database ends the apply at once as an outcome.
+ */
+export async function openApply (target: Target, plan: ApplyPlan, checkPlan: (plan: ApplyPlan) => void,
+  list: (target: Target) => Promise<InstalledPackage[]>): Promise<{ session: ApplySession, before: InstalledPackage[] } | ApplyOutcome> {
+  checkTarget(target)
+  checkPlan(plan)
+  const session = createSession(target)
+  try {
+    return { session, before: await list(target) }
+  } catch (err) {
+    return finishOutcome(session, [], [], [], failureFrom(err))
+  }
 }

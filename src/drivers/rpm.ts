@@ -27,7 +27,7 @@ import path from 'node:path'
 import { inspectRpm } from './package-file.js'
 import { compareRpmVersions } from './vercmp-rpm.js'
 import { readOsRelease } from './os-release.js'
-import { checkFilePlan, checkInventory, createSession, failureFrom, finishOutcome, formatEvr } from './outcome.js'
+import { checkFilePlan, checkInventory, failureFrom, finishOutcome, formatEvr, openApply } from './outcome.js'
 import type { ApplySession, Expected, Failure } from './outcome.js'
 import { checkTarget, inSysroot, isHostRoot, runningKernel, runOn, stateDirOf } from './target.js'
 import { DriverError } from './types.js'
@@ -227,15 +227,9 @@ async function runFrontend (session: ApplySession, repos: string[], build: (fron
  * installed dependants. Success is decided by comparing the inventory before and after.
  */
 async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
-  checkTarget(target)
-  checkPlan(plan)
-  const session = createSession(target)
-  let before: InstalledPackage[]
-  try {
-    before = await listInstalled(target)
-  } catch (err) {
-    return finishOutcome(session, [], [], [], failureFrom(err))
-  }
+  const opened = await openApply(target, plan, checkPlan, listInstalled)
+  if (!('session' in opened)) return opened
+  const { session, before } = opened
   const repos = plan.repos ?? []
   let expected: Expected[] = []
   let failure: Failure | undefined

@@ -19,7 +19,7 @@
  * outputs; it is verified against documented behaviour only.
  */
 import { compareRpmVersions } from './vercmp-rpm.js'
-import { checkInventory, createSession, failureFrom, finishOutcome } from './outcome.js'
+import { checkInventory, failureFrom, finishOutcome, openApply } from './outcome.js'
 import type { Failure } from './outcome.js'
 import { checkTarget, inSysroot, isHostRoot, runningKernel, runOn } from './target.js'
 import { DriverError } from './types.js'
@@ -233,15 +233,9 @@ function checkPlan (plan: ApplyPlan): void {
  * number afterwards.
  */
 async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
-  checkTarget(target)
-  checkPlan(plan)
-  const session = createSession(target)
-  let before: InstalledPackage[]
-  try {
-    before = await listBundles(target)
-  } catch (err) {
-    return finishOutcome(session, [], [], [], failureFrom(err))
-  }
+  const opened = await openApply(target, plan, checkPlan, listBundles)
+  if (!('session' in opened)) return opened
+  const { session, before } = opened
   let failure: Failure | undefined
   const steps: Array<[string, string[]]> = []
   if (plan.osVersion !== undefined) steps.push(['update', updateArgs(target, plan.osVersion)])
