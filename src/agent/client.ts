@@ -1,5 +1,7 @@
 /** HTTP client of the agent API (design.md section 4): report, commands long poll, plan, content download, install results. */
 import { createHash } from 'node:crypto'
+import type { Static } from 'typebox'
+import type { PlanAnswer } from '../schemas/agents.js'
 import { open, rm } from 'node:fs/promises'
 import { isValidDebFileName, isValidRpmFileName, PACKAGE_NAME_PATTERN } from '../patchfile/ids.js'
 import type { InventoryEntry } from './inventory.js'
@@ -59,15 +61,8 @@ export interface InstallCommand {
 /** Commands this agent does not know are kept as they came, to be logged and skipped. */
 export type Command = InstallCommand | { type: 'unknown', raw: unknown }
 
-export interface PlanFile {
-  name: string
-  version: string
-  arch: string
-  fileName: string
-  sha256: string
-  size: number
-  url: string
-}
+/** One file of the controller's plan, as its API schema describes it. */
+export type PlanFile = Static<typeof PlanAnswer>['install'][number]
 
 export interface Plan {
   current: boolean

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { PlanFile } from '../../src/agent/client.js'
 
 export interface PeerRequest {
   method: string
@@ -11,15 +12,7 @@ export interface PeerRequest {
   at: number
 }
 
-export interface PeerPlanFile {
-  name: string
-  version: string
-  arch: string
-  fileName: string
-  sha256: string
-  size: number
-  url: string
-}
+export type PeerPlanFile = PlanFile
 
 export interface PeerPlan {
   current: boolean
