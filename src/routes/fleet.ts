@@ -1,7 +1,4 @@
 /** Native API: hosts, installs and release feeds. */
-import { createWriteStream } from 'node:fs'
-import path from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import multipart from '@fastify/multipart'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
@@ -10,6 +7,7 @@ import { FeedPackage, Host, HostDetail, HostnameParams, Install, InstallsQuery, 
 import { HostNotFoundError, InstallNotFoundError, NoFileError, ReleaseNotFoundError, UploadTooLargeError } from '../errors.js'
 import type { HostRecord } from '../db/hosts.js'
 import type { HostService } from '../services/hosts.js'
+import { saveFileParts, type SavedPart } from './file-parts.js'
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 
@@ -78,18 +76,9 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!request.isMultipart()) throw new NoFileError()
     const work = await store.makeWorkDir('feed')
     try {
-      const files: Array<{ path: string, name: string }> = []
+      let files: SavedPart[]
       try {
-        for await (const part of request.parts()) {
-          if (part.type !== 'file') continue
-          if (part.fieldname !== 'file' || part.filename === '') {
-            part.file.resume()
-            continue
-          }
-          const dest = path.join(work, `part-${files.length}`)
-          await pipeline(part.file, createWriteStream(dest, { flags: 'wx', mode: 0o600 }))
-          files.push({ path: dest, name: path.posix.basename(part.filename) })
-        }
+        files = await saveFileParts(request, work)
       } catch (err) {
         if ((err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw new UploadTooLargeError(config.MPATCH_MAX_UPLOAD_BYTES)
         throw err

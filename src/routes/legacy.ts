@@ -1,8 +1,4 @@
 /** The legacy StarlingX Patching API v1 routes under /v1/ and /patch/ (spec 2, D1–D5, D11–D14). */
-import { createWriteStream } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import path from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import multipart from '@fastify/multipart'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TSchema } from 'typebox'
@@ -12,6 +8,7 @@ import {
   QueryHostsResponse, QueryQuery, QueryResponse, ReportAppDependenciesResponse, ShowResponse
 } from '../schemas/legacy.js'
 import type { Caller, ImportSource } from '../services/patches.js'
+import { saveFileParts } from './file-parts.js'
 
 export const PREFIXES = ['/v1', '/patch'] as const
 export const BANNER = 'Titanium Cloud Patching API, Available versions: /v1'
@@ -349,27 +346,16 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     if (!request.isMultipart()) return { error: 'Error: No file uploaded' }
     const work = await store.makeWorkDir('upload')
     try {
-      let last: ImportSource | null = null
-      let n = 0
+      let last: ImportSource | undefined
       try {
-        for await (const part of request.parts()) {
-          if (part.type !== 'file') continue
-          if (part.fieldname !== 'file' || part.filename === '') {
-            part.file.resume()
-            continue
-          }
-          const dest = path.join(work, `part-${n++}`)
-          await pipeline(part.file, createWriteStream(dest, { flags: 'wx', mode: 0o600 }))
-          if (last !== null) await rm(last.path, { force: true })
-          last = { path: dest, name: path.posix.basename(part.filename) }
-        }
+        last = (await saveFileParts(request, work, { keepLast: true }))[0]
       } catch (err) {
         const e = err as { code?: string }
         if (e.code === 'FST_REQ_FILE_TOO_LARGE') return { error: `Upload rejected: the file is larger than the limit of ${config.MPATCH_MAX_UPLOAD_BYTES} bytes` }
         if (e.code === 'FST_FILES_LIMIT' || e.code === 'FST_PARTS_LIMIT' || e.code === 'FST_FIELDS_LIMIT') return { error: `Upload rejected: ${(err as Error).message}` }
         throw err
       }
-      if (last === null) return { error: 'Error: No file uploaded' }
+      if (last === undefined) return { error: 'Error: No file uploaded' }
       return await patches.importFiles(caller, [last])
     } finally {
       await store.discard(work)

@@ -3,43 +3,22 @@
  * with long-poll delivery, results, drop and age-out, and the legacy `query_hosts` view.
  */
 import type { Logger } from 'pino'
+import type { Static } from 'typebox'
+import type { InstallResultBody, ReportBody } from '../schemas/agents.js'
 import type { Config } from '../config.js'
 import type { Db } from '../db/open.js'
 import type { Repos } from '../db/index.js'
-import type { AgentState, HostOs, HostPackage, HostRecord } from '../db/hosts.js'
-import type { InstallChange, InstallRecord } from '../db/installs.js'
+import type { AgentState, HostPackage, HostRecord } from '../db/hosts.js'
+import type { InstallRecord } from '../db/installs.js'
 import type { Caller, LegacyResult, PatchService } from './patches.js'
 import {
   allowsInServicePatching, analyzeHost, buildGroup, evrOf, familyOfDriver, indexInventory, reanalyzeHost, UNMANAGED,
   type GroupView, type HostAnalysis, type InventoryIndex, type PatchFacts, type PlanFile, type SourcePackage
 } from './fleet-state.js'
 
-export interface AgentReport {
-  ip?: string
-  nodetype?: string | null
-  subfunctions?: string[]
-  swVersion: string
-  os: HostOs
-  arch: string
-  driver: string
-  state: AgentState
-  patchFailed: boolean
-  requiresReboot: boolean
-  rebootReasons?: string[]
-  locked: boolean
-  inventoryHash: string
-  inventory?: HostPackage[]
-}
-
-export interface InstallResult {
-  status: 'success' | 'failed' | 'rejected'
-  reason?: string
-  message?: string
-  outputTail?: string
-  changed?: InstallChange[]
-  inventory?: HostPackage[]
-  inventoryHash?: string
-}
+/** An agent report and an install outcome, as the agent API schemas define them. */
+export type AgentReport = Static<typeof ReportBody>
+export type InstallResult = Static<typeof InstallResultBody>
 
 export interface AgentCommand { type: 'install', installId: number, force: boolean }
 
