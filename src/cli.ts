@@ -1,27 +1,55 @@
 #!/usr/bin/env node
-/** The `multios-patch` command: serve | agent | patch build|inspect|verify. */
+/** The `multios-patch` command: serve | agent | patch build|inspect|verify, --help, --version. */
+import { readFileSync } from 'node:fs'
 import { runPatchCommand } from './cli/patch.js'
 
 const usage = `Usage:
-  multios-patch serve                      start the controller (configuration from MPATCH_* variables)
+  multios-patch serve                      start the controller (configuration from MPATCH_* variables; --help lists them)
   multios-patch agent --controller URL     run the per-host agent (--help for its options)
   multios-patch patch build|inspect|verify build, show or verify a .patch file (--help for details)
+  multios-patch --version                  print the version
 `
+
+/** The package version, read from package.json beside dist/ (or src/ under tsx). */
+function version (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+async function runServe (argv: string[]): Promise<number> {
+  const { serve, serveUsage, StartupError } = await import('./server.js')
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(serveUsage())
+    return 0
+  }
+  if (argv.length > 0) {
+    process.stderr.write(`multios-patch serve: unexpected argument ${JSON.stringify(argv[0])} (configuration comes from MPATCH_* variables)\n${serveUsage()}`)
+    return 2
+  }
+  try {
+    await serve()
+  } catch (err) {
+    if (!(err instanceof StartupError)) throw err
+    process.stderr.write(`multios-patch serve: ${err.message.replace(/\s*\n\s*/g, ' ')}\n`)
+    return 1
+  }
+  return -1
+}
 
 async function main (argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
   switch (cmd) {
-    case 'serve': {
-      const { serve } = await import('./server.js')
-      await serve()
-      return -1
-    }
+    case 'serve':
+      return await runServe(rest)
     case 'agent': {
       const { runAgentCommand } = await import('./cli/agent.js')
       return await runAgentCommand(rest)
     }
     case 'patch':
       return await runPatchCommand(rest)
+    case '--version': case '-V': case 'version':
+      process.stdout.write(`multios-patch ${version()}\n`)
+      return 0
     case '--help': case '-h': case 'help':
       process.stdout.write(usage)
       return 0

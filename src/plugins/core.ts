@@ -1,12 +1,12 @@
 /** Opens the database and the content store, builds the services and decorates them app-wide. */
 import fp from 'fastify-plugin'
-import { mkdir } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { openStore, type Repos } from '../db/index.js'
 import type { Db } from '../db/open.js'
 import { createContentStore, type ContentStore } from '../store/content.js'
+import { prepareDataDir } from '../store/data-dir.js'
 import { createPatchService, type PatchService } from '../services/patches.js'
 import type { CommandRunner } from '../services/semantic-checks.js'
 import { createHostService, type HostService } from '../services/hosts.js'
@@ -30,10 +30,15 @@ export interface CorePluginOptions { config: Config, dbPath?: string, runner?: C
 
 export default fp(async function corePlugin (app: FastifyInstance, opts: CorePluginOptions) {
   const { config } = opts
-  await mkdir(config.dataDir, { recursive: true })
-  await mkdir(config.contentDir, { recursive: true })
-  await mkdir(config.tmpDir, { recursive: true, mode: 0o700 })
-  const { db, repos, migrated } = openStore(opts.dbPath ?? config.dbPath)
+  await prepareDataDir(config)
+  const dbPath = opts.dbPath ?? config.dbPath
+  let opened
+  try {
+    opened = openStore(dbPath)
+  } catch (err) {
+    throw new Error(`database ${dbPath}: ${(err as Error).message}`, { cause: err })
+  }
+  const { db, repos, migrated } = opened
   for (const f of migrated) app.log.info({ migration: f }, 'applied migration')
   app.addHook('onClose', async () => { db.close() })
   const store = createContentStore(config.contentDir, config.tmpDir)

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { compareDebVersions, DebVersionError, parseDebVersion } from '../../src/drivers/vercmp-deb.js'
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
-const vectorFile = path.resolve(repoRoot, '../shared/testdata/vercmp/dpkg.txt')
+const vectorFile = path.join(repoRoot, 'test/fixtures/vercmp/dpkg.txt')
 const negate = (n: number) => n === 0 ? 0 : -n
 
 function loadVectors (): Array<[string, string, number]> {

@@ -8,7 +8,7 @@ import {
 } from '../../src/drivers/vercmp-rpm.js'
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
-const vectorFile = path.resolve(repoRoot, '../shared/testdata/vercmp/rpm.txt')
+const vectorFile = path.join(repoRoot, 'test/fixtures/vercmp/rpm.txt')
 const negate = (n: number) => n === 0 ? 0 : -n
 
 function loadVectors (): Array<[string, string, number]> {
