@@ -8,7 +8,7 @@ import { createGunzip } from 'node:zlib'
 import { PatchReadError, extractionError } from './errors.js'
 import { splitMemberName } from './ids.js'
 import { parseMetadataXml } from './metadata.js'
-import { md5Signature, verifyMd5Signature, verifyRsaDigest, type RsaScheme } from './signature.js'
+import { createSignatureVerifier, md5Signature, verifyMd5Signature, type RsaScheme, type SignatureVerifier } from './signature.js'
 import { TarError, TarParser, padding, type TarEvent, type TarHeader } from './tar.js'
 import { DEFAULT_LIMITS, type PatchFile, type PatchLimits, type PatchMetadata, type ReadPatch, type ReadPatchOptions } from './types.js'
 
@@ -52,7 +52,7 @@ export async function inspectPatch (file: string, opts: ReadPatchOptions): Promi
 
 async function readPatchWithStatus (file: string, opts: ReadPatchOptions, enforce: boolean): Promise<{ patch: ReadPatch, signature: SignatureStatus }> {
   const limits: PatchLimits = { ...DEFAULT_LIMITS, ...opts.limits }
-  const x = new Extraction(opts.workDir, limits)
+  const x = new Extraction(opts.workDir, limits, createSignatureVerifier(opts.trust.keys))
   let consumerError: unknown
   try {
     if (!(await stat(opts.workDir)).isDirectory()) throw new PatchReadError('io', `${opts.workDir} is not a folder`)
@@ -95,8 +95,8 @@ async function readPatchWithStatus (file: string, opts: ReadPatchOptions, enforc
     throw new PatchReadError('validation', 'Patch failed verification')
   }
   // 3. Authenticity: signature.v2 over the same members, against every trusted key.
-  const digest = await x.canonicalDigest()
-  const signature = checkSignatureV2(x.signatureV2, digest, opts)
+  await x.feedOutOfOrder()
+  const signature = checkSignatureV2(x.signatureV2, x.verifier)
   if (enforce) {
     if (signature.status === 'unsigned' && opts.allowUnsigned !== true) throw new PatchReadError('validation', 'Patch has not been signed')
     if (signature.status === 'untrusted') throw new PatchReadError('validation', 'Signature check failed')
@@ -116,13 +116,10 @@ async function readPatchWithStatus (file: string, opts: ReadPatchOptions, enforc
   }
 }
 
-function checkSignatureV2 (sig: Buffer | null, digest: Buffer, opts: ReadPatchOptions): SignatureStatus {
+function checkSignatureV2 (sig: Buffer | null, verifier: SignatureVerifier): SignatureStatus {
   if (sig === null) return { status: 'unsigned', signer: null, scheme: null }
-  for (const { name, key } of opts.trust.keys) {
-    const scheme = verifyRsaDigest(key, digest, sig)
-    if (scheme !== null) return { status: 'verified', signer: name, scheme }
-  }
-  return { status: 'untrusted', signer: null, scheme: null }
+  const ok = verifier.verify(sig)
+  return ok === null ? { status: 'untrusted', signer: null, scheme: null } : { status: 'verified', ...ok }
 }
 
 function checkSoftware (m: PatchMetadata, x: Extraction): PatchFile[] {
@@ -207,11 +204,10 @@ class Extraction {
   private sink: Sink | null = null
   private readonly open = new Set<FileHandle>()
   private readonly made = new Set<string>()
-  // Running SHA-256 over the canonical members that arrive in canonical order (the common case).
-  private readonly liveSha = createHash('sha256')
+  // The signature.v2 check is fed live with canonical members that arrive in canonical order (the common case).
   private nextCanonical = 0
 
-  constructor (private readonly workDir: string, private readonly limits: PatchLimits) {}
+  constructor (private readonly workDir: string, private readonly limits: PatchLimits, readonly verifier: SignatureVerifier) {}
 
   async push (chunk: Buffer): Promise<void> {
     await this.handle(this.outer.write(chunk))
@@ -227,14 +223,13 @@ class Extraction {
     this.open.clear()
   }
 
-  /** SHA-256 over metadata.tar, software.tar[, semantics.tar], re-reading out-of-order members from workDir. */
-  async canonicalDigest (): Promise<Buffer> {
+  /** Completes the signature.v2 input: metadata.tar, software.tar[, semantics.tar], re-reading out-of-order members from workDir. */
+  async feedOutOfOrder (): Promise<void> {
     for (const name of CANONICAL) {
       const m = this.members.get(name)
       if (m === undefined || m.live) continue
-      for await (const chunk of createReadStream(m.raw as string)) this.liveSha.update(chunk as Buffer)
+      for await (const chunk of createReadStream(m.raw as string)) this.verifier.update(chunk as Buffer)
     }
-    return this.liveSha.digest()
   }
 
   private async handle (events: TarEvent[]): Promise<void> {
@@ -309,7 +304,7 @@ class Extraction {
     return {
       data: async (chunk) => {
         md5.update(chunk)
-        if (live) this.liveSha.update(chunk)
+        if (live) this.verifier.update(chunk)
         if (raw !== null) await raw.write(chunk)
         await inner.data(chunk)
       },

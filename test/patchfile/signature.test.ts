@@ -1,15 +1,14 @@
-/** The MD5 `signature` rule (spec 4.4 test vector), RSA digest verification, and the trust store. */
+/** The MD5 `signature` rule (spec 4.4 test vector), streaming RSA verification of signature.v2, and the trust store. */
 import { execFileSync } from 'node:child_process'
 import { constants, createHash, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { md5Signature, verifyMd5Signature, verifyRsaDigest } from '../../src/patchfile/signature.js'
+import { createSignatureVerifier, md5Signature, verifyMd5Signature, type RsaScheme } from '../../src/patchfile/signature.js'
 import { loadTrustStore } from '../../src/patchfile/trust.js'
 
 const md5 = (s: string | Buffer): Buffer => createHash('md5').update(s).digest()
-const sha256 = (s: Buffer): Buffer => createHash('sha256').update(s).digest()
 
 let root: string
 beforeAll(async () => { root = await mkdtemp(path.join(tmpdir(), 'sig-test-')) })
@@ -50,38 +49,76 @@ describe('MD5 signature', () => {
   })
 })
 
-describe('verifyRsaDigest', () => {
+/** Streams `data` through a verifier for one key (in two uneven parts) and returns the scheme that verified. */
+function verifyRsa (key: KeyObject, data: Buffer, signature: Buffer): RsaScheme | null {
+  const v = createSignatureVerifier([{ name: 'k', key }])
+  v.update(data.subarray(0, 7))
+  v.update(data.subarray(7))
+  return v.verify(signature)?.scheme ?? null
+}
+
+/** The same RSA public key under the id-RSASSA-PSS algorithm (an `rsa-pss` KeyObject), built as DER. */
+function rsaPssPublicKey (rsa: KeyObject): KeyObject {
+  const der = (tag: number, body: Buffer): Buffer => {
+    const n = body.length
+    const len = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff])
+    return Buffer.concat([Buffer.from([tag]), len, body])
+  }
+  const algorithm = der(0x30, Buffer.from('06092a864886f70d01010a', 'hex'))
+  const spki = der(0x30, Buffer.concat([algorithm, der(0x03, Buffer.concat([Buffer.from([0]), rsa.export({ type: 'pkcs1', format: 'der' })]))]))
+  return createPublicKey({ key: spki, format: 'der', type: 'spki' })
+}
+
+describe('createSignatureVerifier', () => {
   const keys = [2048, 1025, 1032].map(bits => ({ bits, ...generateKeyPairSync('rsa', { modulusLength: bits }) }))
   const data = randomBytes(1000)
-  const digest = sha256(data)
+  const pssSign = (key: KeyObject, saltLength: number, what = data): Buffer => sign('sha256', what, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength })
 
   it.each(keys)('accepts PSS (salt 32) and PKCS#1 v1.5 signatures from node:crypto with a $bits-bit key', ({ privateKey, publicKey }) => {
-    const pss = sign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
+    const pss = pssSign(privateKey, 32)
     const pkcs1 = sign('sha256', data, privateKey)
 
-    expect(verifyRsaDigest(publicKey, digest, pss)).toBe('pss')
-    expect(verifyRsaDigest(publicKey, digest, pkcs1)).toBe('pkcs1')
+    expect(verifyRsa(publicKey, data, pss)).toBe('pss')
+    expect(verifyRsa(publicKey, data, pkcs1)).toBe('pkcs1')
   })
 
   it.each(keys)('refuses tampered, foreign and malformed signatures with a $bits-bit key', ({ privateKey, publicKey }) => {
-    const pss = sign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
+    const pss = pssSign(privateKey, 32)
     const flipped = Buffer.from(pss)
     flipped[10] ^= 1
     const other = keys.find(k => k.publicKey !== publicKey)?.publicKey as KeyObject
-    const salt20 = sign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 20 })
+    const salt20 = pssSign(privateKey, 20)
     const sha1 = sign('sha1', data, privateKey)
 
-    expect(verifyRsaDigest(publicKey, digest, flipped)).toBeNull()
-    expect(verifyRsaDigest(publicKey, sha256(Buffer.from('other')), pss)).toBeNull()
-    expect(verifyRsaDigest(other, digest, pss)).toBeNull()
-    expect(verifyRsaDigest(publicKey, digest, salt20)).toBeNull()
-    expect(verifyRsaDigest(publicKey, digest, sha1)).toBeNull()
-    expect(verifyRsaDigest(publicKey, digest, pss.subarray(1))).toBeNull()
-    expect(verifyRsaDigest(publicKey, digest, Buffer.alloc(pss.length, 0xff))).toBeNull()
-    expect(verifyRsaDigest(publicKey, digest, Buffer.alloc(pss.length))).toBeNull()
+    expect(verifyRsa(publicKey, data, flipped)).toBeNull()
+    expect(verifyRsa(publicKey, Buffer.from('other'), pss)).toBeNull()
+    expect(verifyRsa(other, data, pss)).toBeNull()
+    expect(verifyRsa(publicKey, data, salt20)).toBeNull()
+    expect(verifyRsa(publicKey, data, sha1)).toBeNull()
+    expect(verifyRsa(publicKey, data, pss.subarray(1))).toBeNull()
+    expect(verifyRsa(publicKey, data, Buffer.alloc(pss.length, 0xff))).toBeNull()
+    expect(verifyRsa(publicKey, data, Buffer.alloc(pss.length))).toBeNull()
   })
 
-  it('accepts signatures made by openssl dgst', async () => {
+  it('refuses a signature whose leading zero octet is dropped (RFC 8017: exactly k octets)', () => {
+    const { privateKey, publicKey } = keys[1]
+    let pss = pssSign(privateKey, 32)
+    while (pss[0] !== 0) pss = pssSign(privateKey, 32)
+
+    expect(verifyRsa(publicKey, data, pss)).toBe('pss')
+    expect(verifyRsa(publicKey, data, pss.subarray(1))).toBeNull()
+  })
+
+  it('refuses tampered data: one flipped bit anywhere in the stream', () => {
+    const { privateKey, publicKey } = keys[0]
+    const tampered = Buffer.from(data)
+    tampered[999] ^= 0x80
+
+    expect(verifyRsa(publicKey, tampered, pssSign(privateKey, 32))).toBeNull()
+    expect(verifyRsa(publicKey, tampered, sign('sha256', data, privateKey))).toBeNull()
+  })
+
+  it('accepts signatures made by openssl dgst: PSS salt 32 and -1 (the digest length), PKCS#1 v1.5; refuses PSS with the maximum salt', async () => {
     const dir = path.join(root, 'openssl')
     await mkdir(dir)
     const key = path.join(dir, 'key.pem')
@@ -89,11 +126,39 @@ describe('verifyRsaDigest', () => {
     await writeFile(file, data)
     execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', key], { stdio: 'pipe' })
     const publicKey = createPublicKey(execFileSync('openssl', ['pkey', '-in', key, '-pubout']))
-    const pss = execFileSync('openssl', ['dgst', '-sha256', '-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:32', '-sign', key, file])
+    const pssWith = (saltlen: string): Buffer => execFileSync('openssl', ['dgst', '-sha256', '-sigopt', 'rsa_padding_mode:pss', '-sigopt', `rsa_pss_saltlen:${saltlen}`, '-sign', key, file])
     const pkcs1 = execFileSync('openssl', ['dgst', '-sha256', '-sign', key, file])
 
-    expect(verifyRsaDigest(publicKey, digest, pss)).toBe('pss')
-    expect(verifyRsaDigest(publicKey, digest, pkcs1)).toBe('pkcs1')
+    expect(verifyRsa(publicKey, data, pssWith('32'))).toBe('pss')
+    expect(verifyRsa(publicKey, data, pssWith('-1'))).toBe('pss')
+    expect(verifyRsa(publicKey, data, pkcs1)).toBe('pkcs1')
+    expect(verifyRsa(publicKey, data, pssWith('max'))).toBeNull()
+  })
+
+  it('verifies PSS but never PKCS#1 v1.5 with an rsa-pss key', () => {
+    const { privateKey, publicKey } = keys[0]
+    const pssOnly = rsaPssPublicKey(publicKey)
+    const restricted = generateKeyPairSync('rsa-pss', { modulusLength: 2048, hashAlgorithm: 'sha256', mgf1HashAlgorithm: 'sha256', saltLength: 32 })
+
+    expect(pssOnly.asymmetricKeyType).toBe('rsa-pss')
+    expect(verifyRsa(pssOnly, data, pssSign(privateKey, 32))).toBe('pss')
+    expect(verifyRsa(restricted.publicKey, data, pssSign(restricted.privateKey, 32))).toBe('pss')
+    expect(verifyRsa(pssOnly, data, sign('sha256', data, privateKey))).toBeNull()
+    expect(verifyRsa(pssOnly, data, pssSign(privateKey, 20))).toBeNull()
+  })
+
+  it('never verifies with a key that is not an RSA public key, and says which trusted key did', () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const ecSig = sign('sha256', data, ec.privateKey)
+    const { privateKey, publicKey } = keys[0]
+    const v = createSignatureVerifier([
+      { name: 'ec', key: ec.publicKey }, { name: 'private', key: privateKey }, { name: 'other', key: keys[1].publicKey }, { name: 'good', key: publicKey }
+    ])
+    v.update(data)
+
+    expect(verifyRsa(ec.publicKey, data, ecSig)).toBeNull()
+    expect(verifyRsa(privateKey, data, pssSign(privateKey, 32))).toBeNull()
+    expect(v.verify(pssSign(privateKey, 32))).toEqual({ signer: 'good', scheme: 'pss' })
   })
 })
 
