@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Build stage: the full image has python3, make and g++ for better-sqlite3's native addon.
-FROM node:22-bookworm AS build
+FROM node:24-bookworm AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -9,9 +9,10 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: only what `multios-patch serve` needs.
-FROM node:22-bookworm-slim
+FROM node:24-bookworm-slim
+# The only listener today is the unauthenticated local one, so it stays on loopback inside the
+# container (reach it with `docker exec` or a sidecar); no unauthenticated port is published.
 ENV NODE_ENV=production \
-    MPATCH_HOST=0.0.0.0 \
     MPATCH_DATA_DIR=/var/lib/multios-patch
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
@@ -21,6 +22,5 @@ COPY migrations ./migrations
 RUN mkdir -p /var/lib/multios-patch && chown node:node /var/lib/multios-patch
 USER node
 VOLUME ["/var/lib/multios-patch"]
-EXPOSE 5487
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:5487/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "dist/cli.js", "serve"]

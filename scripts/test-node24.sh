@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the whole suite (`npm test`) again on Node 24, the Active LTS, next to the machine's Node.
+# Node 24 comes from the npm registry's `node@24` package (binary and headers), kept in .cache/node24.
+# better-sqlite3 is a native addon: it is built for Node 24 from those headers (offline, no
+# download) once and cached; the machine's own build is put back on exit so the checkout keeps working.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+dir=${MPATCH_NODE24_DIR:-$root/.cache/node24}
+pkg=$dir/node_modules/node
+
+if [[ ! -x $pkg/bin/node ]] || [[ $("$pkg/bin/node" -p 'process.versions.node.split(".")[0]') != 24 ]]; then
+  echo "test-node24: installing node@24 into $dir" >&2
+  npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error node@24 >/dev/null
+fi
+node24=$pkg/bin/node
+headers=$pkg/node_modules/node-linux-$("$node24" -p 'process.arch')
+[[ -d $headers/include/node ]] || { echo "test-node24: no Node headers in $headers" >&2; exit 1; }
+
+[[ -d node_modules ]] || npm ci --no-audit --no-fund
+
+addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
+sqlite_version=$(node -p 'require("better-sqlite3/package.json").version')
+cached=$dir/better_sqlite3-$sqlite_version-abi$("$node24" -p 'process.versions.modules').node
+saved=$dir/better_sqlite3-default.node
+cp "$addon" "$saved"
+trap 'cp "$saved" "$addon"' EXIT
+
+if [[ -f $cached ]]; then
+  cp "$cached" "$addon"
+else
+  echo "test-node24: building better-sqlite3 $sqlite_version for Node $("$node24" --version)" >&2
+  PATH="$pkg/bin:$PATH" npm_config_nodedir="$headers" \
+    npm rebuild better-sqlite3 --build-from-source --no-audit --no-fund --loglevel=error >/dev/null
+  cp "$addon" "$cached"
+fi
+PATH="$pkg/bin:$PATH" node -e 'new (require("better-sqlite3"))(":memory:").close()'
+echo "test-node24: npm test on Node $("$node24" --version)" >&2
+PATH="$pkg/bin:$PATH" npm test "$@"
