@@ -1,7 +1,9 @@
-/** Reads .rpm and .deb package metadata in TypeScript (no tools): rpm lead and headers, deb ar archive and control file. */
+/** Reads .rpm and .deb package metadata in TypeScript (no tools): rpm lead and headers, deb ar archive and control file (none/gzip/xz/zstd). */
 import { constants } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
-import { gunzipSync } from 'node:zlib'
+import * as zlib from 'node:zlib'
+import { Decompress } from 'fzstd'
+import { extract as tarExtract } from 'tar-stream'
 import xz from 'xz-decompress'
 import { DebVersionError, parseDebVersion } from './vercmp-deb.js'
 
@@ -56,7 +58,7 @@ export async function inspectRpm (path: string): Promise<PackageFileInfo> {
   return withFile(path, readRpm)
 }
 
-/** Inspects a .deb file: the ar archive and the control file inside control.tar.{gz,xz} or control.tar. */
+/** Inspects a .deb file: the ar archive and the control file inside control.tar, control.tar.gz, .xz or .zst. */
 export async function inspectDeb (path: string): Promise<PackageFileInfo> {
   return withFile(path, readDeb)
 }
@@ -265,7 +267,7 @@ async function readRpm (file: PackageReader): Promise<PackageFileInfo> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// deb: ar archive "!<arch>\n" of debian-binary ("2.0\n"), control.tar[.gz|.xz|.zst], data.tar.*.
+// deb: ar archive "!<arch>\n" of debian-binary ("2.0\n"), control.tar[.gz|.xz|.zst], data.tar[.*].
 // Each ar member: 60-byte header (name 16, mtime 12, uid 6, gid 6, mode 8, size 10, "`\n"), data
 // padded to an even length.
 
@@ -274,6 +276,8 @@ const MAX_AR_MEMBERS_BEFORE_CONTROL = 8
 const MAX_CONTROL_ARCHIVE = 32 * 1024 * 1024
 const MAX_CONTROL_TAR = 16 * 1024 * 1024
 const MAX_CONTROL_FILE = 1024 * 1024
+// The data members dpkg can unpack (bz2 and lzma only in old packages); the data itself is never read here.
+const DATA_MEMBERS = new Set(['data.tar', 'data.tar.gz', 'data.tar.xz', 'data.tar.zst', 'data.tar.bz2', 'data.tar.lzma'])
 
 interface ArMember { name: string, offset: number, size: number }
 
@@ -290,18 +294,21 @@ async function readArMember (file: PackageReader, position: number): Promise<ArM
   return { name, offset, size }
 }
 
+/** Decompresses the control member by its name (dpkg allows none, gzip, xz and zstd there), never past MAX_CONTROL_TAR. */
 async function decompressControl (file: PackageReader, member: ArMember, raw: Buffer): Promise<Buffer> {
   const what = member.name
-  if (what === 'control.tar') return raw
+  const tooLarge = (cause?: unknown): never => file.fail(`${what} decompresses to more than ${MAX_CONTROL_TAR} bytes`, cause)
+  if (what === 'control.tar') {
+    if (raw.length > MAX_CONTROL_TAR) file.fail(`${what} is larger than ${MAX_CONTROL_TAR} bytes`)
+    return raw
+  }
   if (what === 'control.tar.gz') {
     if (raw[0] !== 0x1f || raw[1] !== 0x8b) file.fail(`${what} is not gzip data`)
     try {
-      return gunzipSync(raw, { maxOutputLength: MAX_CONTROL_TAR })
+      return zlib.gunzipSync(raw, { maxOutputLength: MAX_CONTROL_TAR })
     } catch (err) {
       // zlib signals the maxOutputLength bound with ERR_BUFFER_TOO_LARGE.
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        return file.fail(`${what} decompresses to more than ${MAX_CONTROL_TAR} bytes`, err)
-      }
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return tooLarge(err)
       return file.fail(`${what} does not decompress: ${(err as Error).message}`, err)
     }
   }
@@ -310,8 +317,14 @@ async function decompressControl (file: PackageReader, member: ArMember, raw: Bu
     return unxz(file, what, raw)
   }
   if (what === 'control.tar.zst') {
-    // Node 20's zlib has no zstd (it arrived in Node 22.15); Ubuntu >= 21.10 builds debs this way.
-    return file.fail(`${what}: zstd-compressed control archives are not supported`)
+    if (raw.length < 4 || !isZstdMagic(raw.readUInt32LE(0))) file.fail(`${what} is not zstd data`)
+    try {
+      return decompressZstd(raw, MAX_CONTROL_TAR)
+    } catch (err) {
+      if (!(err instanceof ZstdDataError)) throw err
+      if (err.tooLarge) return tooLarge(err)
+      return file.fail(`${what} is not valid zstd data: ${err.message}`, err)
+    }
   }
   return file.fail(`unsupported control member ${JSON.stringify(what)}`)
 }
@@ -346,30 +359,198 @@ async function unxz (file: PackageReader, what: string, raw: Buffer): Promise<Bu
   return Buffer.concat(chunks)
 }
 
-/** Finds ./control in a ustar/GNU tar image; headers are checksummed, so garbage is caught here. */
-function extractControl (file: PackageReader, what: string, tar: Buffer): string {
+// zstd (RFC 8878). node:zlib decodes it from Node 22.15 / 23.8; older runtimes use fzstd (pure JS).
+type ZstdSync = (data: Uint8Array, options: { maxOutputLength: number }) => Buffer
+const nodeZstdDecompressSync = (zlib as unknown as { zstdDecompressSync?: ZstdSync }).zstdDecompressSync
+
+/** A zstd decoder: node:zlib's (libzstd) or the fzstd package. */
+export type ZstdDecoder = 'node:zlib' | 'fzstd'
+
+/** The decoder this runtime uses: node:zlib when it has zstd, else fzstd. */
+export const zstdDecoder: ZstdDecoder = typeof nodeZstdDecompressSync === 'function' ? 'node:zlib' : 'fzstd'
+
+/** zstd data that is malformed (`tooLarge` false) or would decompress past the caller's bound (`tooLarge` true). */
+export class ZstdDataError extends Error {
+  constructor (message: string, readonly tooLarge = false, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ZstdDataError'
+  }
+}
+
+const ZSTD_FRAME_MAGIC = 0xfd2fb528
+const ZSTD_BLOCK_MAX = 128 * 1024
+// dpkg-deb and zstd write one frame; pzstd one per few MiB. The cap keeps a flood of empty frames cheap.
+const MAX_ZSTD_FRAMES = 4096
+
+function isZstdMagic (magic: number): boolean {
+  // Skippable frames use the 16 magics 0x184D2A50..0x184D2A5F.
+  return magic === ZSTD_FRAME_MAGIC || (magic & 0xfffffff0) === 0x184d2a50
+}
+
+interface ZstdFrame { start: number, end: number, skippable: boolean, contentSize: number | null }
+
+/**
+ * Walks the frames and block headers without decoding, so hostile framing fails before any decoder
+ * allocates: fzstd allocates a frame's whole declared window up front (up to 2 GiB), and a window or a
+ * declared content size beyond `limit` is refused.
+ */
+function zstdFrames (data: Buffer, limit: number): ZstdFrame[] {
+  const frames: ZstdFrame[] = []
+  let declared = 0
   let at = 0
-  while (at + 512 <= tar.length) {
-    const header = tar.subarray(at, at + 512)
-    if (header.every((b) => b === 0)) break
-    let sum = 0
-    for (let k = 0; k < 512; k++) sum += k >= 148 && k < 156 ? 0x20 : header[k]
-    const stored = header.toString('latin1', 148, 156).replace(/\0.*$/s, '').trim()
-    if (!/^[0-7]{1,7}$/.test(stored) || parseInt(stored, 8) !== sum) file.fail(`${what}: bad tar header checksum at offset ${at}`)
-    const sizeText = header.toString('latin1', 124, 136).replace(/\0.*$/s, '').trim()
-    if (!/^[0-7]{0,11}$/.test(sizeText)) file.fail(`${what}: bad tar entry size at offset ${at}`)
-    const size = sizeText === '' ? 0 : parseInt(sizeText, 8)
-    const type = String.fromCharCode(header[156])
-    const prefix = header.toString('latin1', 257, 263) === 'ustar\0' ? header.toString('latin1', 345, 500).replace(/\0.*$/s, '') : ''
-    const base = header.toString('latin1', 0, 100).replace(/\0.*$/s, '')
-    const name = (prefix !== '' ? `${prefix}/${base}` : base).replace(/^\.\//, '')
-    const dataStart = at + 512
-    if (dataStart + size > tar.length) file.fail(`${what}: truncated tar entry ${JSON.stringify(name)}`)
-    if (name === 'control' && (type === '0' || type === '\0')) {
-      if (size > MAX_CONTROL_FILE) file.fail(`${what}: control file is larger than ${MAX_CONTROL_FILE} bytes`)
-      return tar.toString('utf8', dataStart, dataStart + size)
+  while (at < data.length) {
+    if (frames.length === MAX_ZSTD_FRAMES) throw new ZstdDataError(`more than ${MAX_ZSTD_FRAMES} frames`)
+    const need = (pos: number, n: number, what: string): void => {
+      if (pos + n > data.length) throw new ZstdDataError(`truncated ${what} at offset ${pos}`)
     }
-    at = dataStart + Math.ceil(size / 512) * 512
+    need(at, 4, 'frame magic')
+    const magic = data.readUInt32LE(at)
+    if (magic !== ZSTD_FRAME_MAGIC) {
+      if (!isZstdMagic(magic)) throw new ZstdDataError(`no zstd frame at offset ${at}`)
+      need(at + 4, 4, 'skippable frame size')
+      const end = at + 8 + data.readUInt32LE(at + 4)
+      need(at + 8, end - at - 8, 'skippable frame')
+      frames.push({ start: at, end, skippable: true, contentSize: null })
+      at = end
+      continue
+    }
+    need(at + 4, 1, 'frame header')
+    const fhd = data[at + 4]
+    const singleSegment = (fhd & 0x20) !== 0
+    if ((fhd & 0x08) !== 0) throw new ZstdDataError(`frame at offset ${at} sets the reserved header bit`)
+    let pos = at + 5
+    let windowSize = 0
+    if (!singleSegment) {
+      need(pos, 1, 'window descriptor')
+      const base = 2 ** (10 + (data[pos] >> 3))
+      windowSize = base + (base / 8) * (data[pos] & 7)
+      pos += 1
+    }
+    const dictBytes = [0, 1, 2, 4][fhd & 3]
+    need(pos, dictBytes, 'dictionary id')
+    const dictId = dictBytes === 0 ? 0 : data.readUIntLE(pos, dictBytes)
+    if (dictId !== 0) throw new ZstdDataError(`frame at offset ${at} needs zstd dictionary ${dictId}`)
+    pos += dictBytes
+    const sizeBytes = [singleSegment ? 1 : 0, 2, 4, 8][fhd >> 6]
+    need(pos, sizeBytes, 'frame content size')
+    let contentSize: number | null = null
+    if (sizeBytes === 8) contentSize = Number(data.readBigUInt64LE(pos))
+    else if (sizeBytes > 0) contentSize = data.readUIntLE(pos, sizeBytes) + (sizeBytes === 2 ? 256 : 0)
+    pos += sizeBytes
+    if (singleSegment) windowSize = contentSize as number
+    declared += contentSize ?? 0
+    if (declared > limit) throw new ZstdDataError(`frames declare more than ${limit} bytes`, true)
+    if (windowSize > limit) throw new ZstdDataError(`frame at offset ${at} needs a ${windowSize}-byte window, more than ${limit}`)
+    for (let last = false; !last;) {
+      need(pos, 3, 'block header')
+      const header = data.readUIntLE(pos, 3)
+      last = (header & 1) === 1
+      const type = (header >> 1) & 3
+      const size = header >> 3
+      if (type === 3) throw new ZstdDataError(`reserved block type at offset ${pos}`)
+      if (size > ZSTD_BLOCK_MAX) throw new ZstdDataError(`block at offset ${pos} is larger than ${ZSTD_BLOCK_MAX} bytes`)
+      // Raw and compressed blocks carry `size` bytes; an RLE block carries one byte repeated `size` times.
+      const carried = type === 1 ? 1 : size
+      need(pos + 3, carried, 'block')
+      pos += 3 + carried
+    }
+    if ((fhd & 0x04) !== 0) {
+      need(pos, 4, 'content checksum')
+      pos += 4
+    }
+    frames.push({ start: at, end: pos, skippable: false, contentSize })
+    at = pos
+  }
+  return frames
+}
+
+/**
+ * Decompresses zstd data (one or more frames) to at most `limit` bytes, with node:zlib or fzstd.
+ * Throws ZstdDataError: `tooLarge` when the output would pass `limit`, else for malformed data.
+ * Exported so tests can drive each decoder the runtime has.
+ */
+export function decompressZstd (data: Uint8Array, limit: number, decoder: ZstdDecoder = zstdDecoder): Buffer {
+  const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  const frames = zstdFrames(input, limit)
+  if (decoder === 'node:zlib') {
+    if (nodeZstdDecompressSync === undefined) throw new Error(`node:zlib has no zstd on Node ${process.versions.node}`)
+    try {
+      return nodeZstdDecompressSync(input, { maxOutputLength: limit })
+    } catch (err) {
+      // zlib signals the maxOutputLength bound with ERR_BUFFER_TOO_LARGE, as for gzip.
+      const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+      throw new ZstdDataError(tooLarge ? `decompresses to more than ${limit} bytes` : (err as Error).message, tooLarge, { cause: err })
+    }
+  }
+  // fzstd streams block by block into ondata, so the bound stops a bomb after at most one block (128 KiB)
+  // past it. Frames are pushed one at a time: fzstd recurses once per frame within a single push.
+  const chunks: Buffer[] = []
+  let total = 0
+  for (const frame of frames) {
+    if (frame.skippable) continue
+    let produced = 0
+    const stream = new Decompress((chunk) => {
+      produced += chunk.length
+      total += chunk.length
+      // libzstd checks a declared content size as it goes; fzstd does not, so it is done here.
+      if (frame.contentSize !== null && produced > frame.contentSize) {
+        throw new ZstdDataError(`frame at offset ${frame.start} holds more than the ${frame.contentSize} bytes it declares`)
+      }
+      if (total > limit) throw new ZstdDataError(`decompresses to more than ${limit} bytes`, true)
+      chunks.push(Buffer.from(chunk))
+    })
+    try {
+      stream.push(input.subarray(frame.start, frame.end), true)
+    } catch (err) {
+      if (err instanceof ZstdDataError) throw err
+      throw new ZstdDataError(`frame at offset ${frame.start}: ${(err as Error).message}`, false, { cause: err })
+    }
+    // fzstd does not verify the XXH64 content checksum either; a tar or control error catches most damage.
+    if (frame.contentSize !== null && produced !== frame.contentSize) {
+      throw new ZstdDataError(`frame at offset ${frame.start} declares ${frame.contentSize} bytes but holds ${produced}`)
+    }
+  }
+  return Buffer.concat(chunks, total)
+}
+
+/** Finds ./control in a tar image with tar-stream; headers are checksummed, so garbage is caught here. */
+async function extractControl (file: PackageReader, what: string, tar: Buffer): Promise<string> {
+  // Old V7 headers (no ustar magic) are accepted, as dpkg does: only the checksum is required.
+  // tar-stream reads allowUnknownFormat although its bundled types leave it out.
+  const extract = tarExtract({ allowUnknownFormat: true } as Parameters<typeof tarExtract>[0])
+  const entries = extract[Symbol.asyncIterator]()
+  extract.end(tar)
+  // Where the next header starts: after the last entry's header and padded data.
+  let next = 0
+  try {
+    for (;;) {
+      const item = await entries.next()
+      if (item.done === true) break
+      const entry = item.value
+      const { size, type } = entry.header
+      const name = entry.header.name.replace(/^\.\//, '')
+      if (entry.offset + 512 + size > tar.length) file.fail(`${what}: truncated tar entry ${JSON.stringify(name)}`)
+      next = entry.offset + 512 + Math.ceil(size / 512) * 512
+      if (name === 'control' && type === 'file') {
+        if (size > MAX_CONTROL_FILE) file.fail(`${what}: control file is larger than ${MAX_CONTROL_FILE} bytes`)
+        const chunks: Buffer[] = []
+        for await (const chunk of entry) chunks.push(chunk as Buffer)
+        return Buffer.concat(chunks).toString('utf8')
+      }
+      entry.resume()
+    }
+  } catch (err) {
+    if (err instanceof PackageFileError) throw err
+    // tar-stream's messages, mapped to the offset of the header it could not read.
+    const message = (err as Error).message
+    if (message.startsWith('Invalid tar header.')) file.fail(`${what}: bad tar header checksum at offset ${next}`, err)
+    if (message === 'Invalid header') file.fail(`${what}: bad tar entry size at offset ${next}`, err)
+    if (message === 'Header exceeds max size') file.fail(`${what}: oversized extended tar header at offset ${next}`, err)
+    // Entries running past the end are caught above; this is a cut header or padding.
+    if (message === 'Unexpected end of data') file.fail(`${what}: truncated tar archive after offset ${next}`, err)
+    return file.fail(`${what}: unreadable tar archive: ${message}`, err)
+  } finally {
+    await entries.return?.()
   }
   return file.fail(`${what} has no control file`)
 }
@@ -427,11 +608,14 @@ async function readDeb (file: PackageReader): Promise<PackageFileInfo> {
   // The data archive must follow and fit in the file; its header is read, its content is not.
   if (position >= file.size) file.fail('truncated deb: no data archive')
   const data = await readArMember(file, position)
-  if (!data.name.startsWith('data.tar')) file.fail(`unexpected ar member ${JSON.stringify(data.name)} after the control archive`)
+  if (!DATA_MEMBERS.has(data.name)) {
+    if (data.name.startsWith('data.tar')) file.fail(`unsupported data member ${JSON.stringify(data.name)}`)
+    file.fail(`unexpected ar member ${JSON.stringify(data.name)} after the control archive`)
+  }
 
   const raw = await file.readExactly(control.offset, control.size, control.name)
   const tar = await decompressControl(file, control, raw)
-  const fields = parseControl(file, extractControl(file, control.name, tar))
+  const fields = parseControl(file, await extractControl(file, control.name, tar))
 
   const need = (field: string): string => {
     const value = fields.get(field)

@@ -22,6 +22,7 @@ const debSpecs: DebSpec[] = [
   },
   { name: 'tilde-lab', version: '1.0~rc1', compression: 'gzip', files: { 'usr/share/tilde-lab/a': 'a\n' } },
   { name: 'plain-lab', version: '2.5+dfsg-1~bpo12+1', arch: 'amd64', compression: 'none' },
+  { name: 'zst-lab', version: '4:1.0~beta2-0ubuntu1', compression: 'zstd', depends: ['base-lab (>= 1)'], provides: ['zst'] },
   { name: 'epoch-lab', version: '3:0.1-0.1', postinst: 'echo hi' },
   { name: 'long-lab', version: '10.0.0-1', depends: Array.from({ length: 40 }, (_, k) => `dep${k}-lab (>= ${k}.0)`) }
 ]
@@ -185,24 +186,31 @@ describe('inspectPackageFile on files that are not packages', () => {
 
   it('rejects an rpm or a deb cut short anywhere, payload included', async () => {
     const cut = path.join(scratch, 'cut.pkg')
-    for (const source of [rpms[0], debs[0]]) {
+    for (const source of [rpms[0], debs[0], debs[4]]) {
       const bytes = await readFile(source)
+      const end = source.endsWith('.deb') ? arContentEnd(bytes) : bytes.length
       // Every length through the leads and first headers, then a stride to the last byte.
-      const lengths = new Set([...Array.from({ length: 300 }, (_, k) => k), bytes.length - 1])
-      for (let length = 300; length < bytes.length; length += 17) lengths.add(length)
+      const lengths = new Set([...Array.from({ length: 300 }, (_, k) => k), end - 1])
+      for (let length = 300; length < end; length += 17) lengths.add(length)
       for (const length of lengths) {
         await writeFile(cut, bytes.subarray(0, length))
         const err = await inspectPackageFile(cut).then(() => null, (e: unknown) => e)
         if (!(err instanceof PackageFileError)) throw new Error(`${source} cut to ${length} bytes gave ${String(err)}`)
       }
+      if (end < bytes.length) {
+        await writeFile(cut, bytes.subarray(0, end))
+        expect(await inspectPackageFile(cut)).toEqual(await inspectPackageFile(source))
+        expect((await execa('dpkg-deb', ['-f', cut, 'Package'])).exitCode).toBe(0)
+      }
     }
+    expect(arContentEnd(await readFile(debs[4]))).toBeLessThan((await readFile(debs[4])).length)
   })
 
   it('survives bit flips in the headers with a result or a PackageFileError, never another error', async () => {
     const rnd = prng(7)
     const flipped = path.join(scratch, 'flipped.pkg')
     const reasons = new Set<string>()
-    for (const source of [rpms[1], debs[1], debs[2]]) {
+    for (const source of [rpms[1], debs[1], debs[2], debs[4]]) {
       const bytes = await readFile(source)
       for (let k = 0; k < 150; k++) {
         const copy = Buffer.from(bytes)
@@ -254,8 +262,8 @@ describe('inspectPackageFile on files that are not packages', () => {
     await expectFileError(inspectPackageFile(file), 'control.tar.gz: bad tar header checksum at offset 0')
   })
 
-  it('refuses control archives that decompress past 16 MiB, for xz and gzip alike', async () => {
-    for (const compression of ['xz', 'gzip'] as const) {
+  it('refuses control archives that decompress past 16 MiB, for xz, gzip and zstd alike', async () => {
+    for (const compression of ['xz', 'gzip', 'zstd'] as const) {
       const root = path.join(scratch, `bomb-${compression}`)
       await mkdir(path.join(root, 'DEBIAN'), { recursive: true })
       await writeFile(path.join(root, 'DEBIAN', 'control'), 'Package: bomb\nVersion: 1\nArchitecture: all\nMaintainer: t <t@t>\nDescription: bomb\n')
@@ -263,13 +271,71 @@ describe('inspectPackageFile on files that are not packages', () => {
       const deb = path.join(scratch, `bomb-${compression}.deb`)
       await execa('dpkg-deb', ['--root-owner-group', `-Z${compression}`, '-z1', '--build', root, deb])
 
-      await expectFileError(inspectPackageFile(deb), `control.tar.${compression === 'xz' ? 'xz' : 'gz'} decompresses to more than 16777216 bytes`)
+      await expectFileError(inspectPackageFile(deb), `control.tar.${{ xz: 'xz', gzip: 'gz', zstd: 'zst' }[compression]} decompresses to more than 16777216 bytes`)
     }
   })
 
-  it('names zstd control archives as unsupported rather than failing obscurely', async () => {
-    const deb = await buildDeb(path.join(scratch, 'zst'), { name: 'zst-lab', version: '1.0', compression: 'zstd' })
+  it('keeps the tar checks: bad headers, truncated entries, the control size cap and a missing control file', async () => {
+    const control = 'Package: tar-lab\nVersion: 1.0\nArchitecture: all\nDescription: tar\n'
+    const end = Buffer.alloc(1024)
+    const cases: Array<[Buffer, string]> = [
+      [Buffer.concat([tarEntry('./', ''), tarEntry('./md5sums', 'x'.repeat(10)), tarHeader('./control', 10, { checksum: 1 }), end]),
+        'control.tar: bad tar header checksum at offset 1536'],
+      [Buffer.concat([tarHeader('./control', 5000), Buffer.from(control)]), 'control.tar: truncated tar entry "control"'],
+      [Buffer.concat([tarEntry('./control', 'x'.repeat(1024 * 1024 + 1)), end]), 'control.tar: control file is larger than 1048576 bytes'],
+      [Buffer.concat([tarEntry('./', ''), tarEntry('./postinst', '#!/bin/sh\n'), end]), 'control.tar has no control file'],
+      [Buffer.concat([tarEntry('./md5sums', 'x'), Buffer.from('partial header')]), 'control.tar: truncated tar archive after offset 1024'],
+      [Buffer.concat([tarHeader('./control', 10, { sizeField: 'zzzzzzzzzzz' }), end]), 'control.tar: bad tar entry size at offset 0'],
+      [Buffer.alloc(600, 0x41), 'control.tar: bad tar header checksum at offset 0'],
+      [Buffer.alloc(16 * 1024 * 1024 + 2), 'control.tar is larger than 16777216 bytes']
+    ]
+    const file = path.join(scratch, 'tar-checks.deb')
 
-    await expectFileError(inspectPackageFile(deb), 'control.tar.zst: zstd-compressed control archives are not supported')
+    for (const [tar, reason] of cases) {
+      await writeFile(file, debWith('control.tar', tar))
+      await expectFileError(inspectPackageFile(file), reason)
+    }
+    await writeFile(file, debWith('control.tar', Buffer.concat([tarEntry('./control', control, { v7: true }), end])))
+    expect(await inspectPackageFile(file)).toMatchObject({ name: 'tar-lab', version: '1.0', arch: 'all', summary: 'tar' })
+    await writeFile(file, debWith('control.tar', Buffer.concat([tarEntry('./control/', ''), tarEntry('control', control), end])))
+    expect(await inspectPackageFile(file)).toMatchObject({ name: 'tar-lab' })
   })
 })
+
+/** A ustar header (V7 without the magic); `checksum` is added to the right sum to make it wrong. */
+function tarHeader (name: string, size: number, opts: { v7?: boolean, sizeField?: string, checksum?: number } = {}): Buffer {
+  const h = Buffer.alloc(512)
+  h.write(name, 0, 'latin1')
+  h.write('0000644\0', 100)
+  h.write('0000000\0', 108)
+  h.write('0000000\0', 116)
+  h.write(opts.sizeField ?? `${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1')
+  h.write('00000000000\0', 136)
+  h.write(name.endsWith('/') ? '5' : '0', 156)
+  if (opts.v7 !== true) h.write('ustar\x0000', 257, 'latin1')
+  h.fill(0x20, 148, 156)
+  const sum = h.reduce((a, b) => a + b, 0) + (opts.checksum ?? 0)
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148)
+  return h
+}
+
+function tarEntry (name: string, data: string, opts: { v7?: boolean } = {}): Buffer {
+  const body = Buffer.from(data)
+  return Buffer.concat([tarHeader(name, body.length, opts), body, Buffer.alloc((512 - (body.length % 512)) % 512)])
+}
+
+/** Where the last ar member's data ends, before its padding byte (dpkg accepts a file cut there). */
+function arContentEnd (ar: Buffer): number {
+  let end = 8
+  for (let at = 8; at + 60 <= ar.length; at = end + (end % 2)) end = at + 60 + Number(ar.toString('latin1', at + 48, at + 58).trim())
+  return end
+}
+
+/** A deb of debian-binary, the given control member and an empty data.tar. */
+function debWith (controlName: string, control: Buffer): Buffer {
+  const member = (name: string, data: Buffer) => Buffer.concat([
+    Buffer.from(`${name.padEnd(16)}${'0'.padEnd(12)}${'0'.padEnd(6)}${'0'.padEnd(6)}${'100644'.padEnd(8)}${String(data.length).padEnd(10)}\`\n`, 'latin1'),
+    data, Buffer.alloc(data.length % 2, '\n')
+  ])
+  return Buffer.concat([Buffer.from('!<arch>\n'), member('debian-binary', Buffer.from('2.0\n')), member(controlName, control), member('data.tar', Buffer.alloc(1024))])
+}
