@@ -1,15 +1,15 @@
-/** Reads a .patch in one streaming pass: gunzip → outer tar → nested inner tars → workDir, then verifies and validates. */
+/** Reads a .patch in one streaming pass: gunzip → outer tar → nested inner tars (tar-stream, see archive.ts) → workDir, then verifies and validates. */
 import { createHash } from 'node:crypto'
 import { constants as fsc, createReadStream } from 'node:fs'
 import { mkdir, open, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
+import { TarError, TarReader, type TarEntry, type TarSink } from './archive.js'
 import { PatchReadError, extractionError } from './errors.js'
 import { splitMemberName } from './ids.js'
 import { parseMetadataXml } from './metadata.js'
 import { createSignatureVerifier, md5Signature, verifyMd5Signature, type RsaScheme, type SignatureVerifier } from './signature.js'
-import { TarError, TarParser, padding, type TarEvent, type TarHeader } from './tar.js'
 import { DEFAULT_LIMITS, type PatchFile, type PatchLimits, type PatchMetadata, type ReadPatch, type ReadPatchOptions } from './types.js'
 
 export { PatchReadError, formatImportError } from './errors.js'
@@ -180,12 +180,6 @@ function classify (err: unknown): unknown {
   return err
 }
 
-/** Receives the data of one outer member. */
-interface Sink {
-  data (chunk: Buffer): Promise<void>
-  end (): Promise<void>
-}
-
 interface MemberInfo { size: number, md5?: Buffer, raw?: string, live: boolean }
 
 /** The state of one streaming pass. Everything it writes goes below `workDir`. */
@@ -199,26 +193,29 @@ class Extraction {
   signature: Buffer | null = null
   signatureV2: Buffer | null = null
 
-  private readonly outer = new TarParser()
+  private readonly outer: TarReader
+  private readonly readers = new Set<TarReader>()
   private outerCount = 0
-  private sink: Sink | null = null
   private readonly open = new Set<FileHandle>()
   private readonly made = new Set<string>()
   // The signature.v2 check is fed live with canonical members that arrive in canonical order (the common case).
   private nextCanonical = 0
 
-  constructor (private readonly workDir: string, private readonly limits: PatchLimits, readonly verifier: SignatureVerifier) {}
+  constructor (private readonly workDir: string, private readonly limits: PatchLimits, readonly verifier: SignatureVerifier) {
+    this.outer = this.reader(this.onEntry.bind(this))
+  }
 
   async push (chunk: Buffer): Promise<void> {
-    await this.handle(this.outer.write(chunk))
+    await this.outer.write(chunk)
   }
 
   async finish (): Promise<void> {
-    await this.handle(this.outer.end())
+    await this.outer.end()
   }
 
-  /** Closes whatever is still open; the caller deletes workDir. */
+  /** Stops every reader and closes whatever is still open; the caller deletes workDir. */
   async abort (): Promise<void> {
+    for (const r of this.readers) r.destroy(new Error('patch read aborted'))
     await Promise.allSettled([...this.open].map(async fh => await fh.close()))
     this.open.clear()
   }
@@ -232,19 +229,13 @@ class Extraction {
     }
   }
 
-  private async handle (events: TarEvent[]): Promise<void> {
-    for (const ev of events) {
-      if (ev.kind === 'entry') this.sink = await this.onEntry(ev.header)
-      else if (ev.kind === 'data') await this.sink?.data(ev.chunk)
-      else if (ev.kind === 'entryEnd') {
-        const s = this.sink
-        this.sink = null
-        await s?.end()
-      }
-    }
+  private reader (onEntry: (e: TarEntry) => Promise<TarSink | null>): TarReader {
+    const r = new TarReader(onEntry)
+    this.readers.add(r)
+    return r
   }
 
-  private async onEntry (h: TarHeader): Promise<Sink | null> {
+  private async onEntry (h: TarEntry): Promise<TarSink | null> {
     if (++this.outerCount > this.limits.maxMembers) throw extractionError(`too many members (more than ${this.limits.maxMembers})`)
     const split = splitMemberName(h.name, h.type === 'dir')
     if ('error' in split) throw extractionError(split.error)
@@ -261,7 +252,7 @@ class Extraction {
     const info: MemberInfo = { size: h.size, live: false }
     this.members.set(name, info)
     const canonical = (CANONICAL as readonly string[]).indexOf(name)
-    let inner: Sink
+    let inner: TarSink
     if (name === 'signature' || name === 'signature.v2') {
       const max = name === 'signature' ? SIGNATURE_MAX : SIGNATURE_V2_MAX
       if (h.size > max) throw extractionError(`${name} is too big (${h.size} bytes)`)
@@ -291,7 +282,7 @@ class Extraction {
   }
 
   /** Wraps a canonical member's sink with its MD5, the running SHA-256 and, if out of order, a raw copy. */
-  private async canonicalSink (name: string, index: number, info: MemberInfo, inner: Sink): Promise<Sink> {
+  private async canonicalSink (name: string, index: number, info: MemberInfo, inner: TarSink): Promise<TarSink> {
     const md5 = createHash('md5')
     const live = index === this.nextCanonical
     info.live = live
@@ -317,7 +308,7 @@ class Extraction {
     }
   }
 
-  private memorySink (done: (b: Buffer) => void): Sink {
+  private memorySink (done: (b: Buffer) => void): TarSink {
     const parts: Buffer[] = []
     return {
       data: async (chunk) => { parts.push(Buffer.from(chunk)) },
@@ -326,43 +317,29 @@ class Extraction {
   }
 
   /** Parses a member as a tar on the fly; `onEntry` returns the sink for each inner file. */
-  private nestedSink (archive: string, size: number, onEntry: (h: TarHeader) => Promise<Sink | null>): Sink {
-    const parser = new TarParser()
-    let sink: Sink | null = null
-    const run = async (events: TarEvent[]): Promise<void> => {
-      for (const ev of events) {
-        if (ev.kind === 'entry') {
-          // Checked on the header, before any payload: the member must fit in its archive.
-          if (ev.header.dataOffset + ev.header.size + padding(ev.header.size) > size) {
-            throw extractionError(`${archive}: member ${JSON.stringify(ev.header.name)} declares ${ev.header.size} bytes, more than ${archive} holds`)
-          }
-          sink = await onEntry(ev.header)
-        } else if (ev.kind === 'data') {
-          await sink?.data(ev.chunk)
-        } else if (ev.kind === 'entryEnd') {
-          const s = sink
-          sink = null
-          await s?.end()
-        }
+  private nestedSink (archive: string, size: number, onEntry: (e: TarEntry) => Promise<TarSink | null>): TarSink {
+    const reader = this.reader(async (e) => {
+      // Checked on the header, before any payload: the member must fit in its archive.
+      if (e.dataOffset + e.size + padding(e.size) > size) {
+        throw extractionError(`${archive}: member ${JSON.stringify(e.name)} declares ${e.size} bytes, more than ${archive} holds`)
       }
-    }
-    const nested = async (f: () => TarEvent[]): Promise<void> => {
-      let events: TarEvent[]
+      return await onEntry(e)
+    })
+    const nested = async (f: () => Promise<void>): Promise<void> => {
       try {
-        events = f()
+        await f()
       } catch (err) {
         if (err instanceof TarError) throw extractionError(err.message.startsWith('not a tar archive') ? `${archive} is not a tar archive` : `${archive}: ${err.message}`)
         throw err
       }
-      await run(events)
     }
     return {
-      data: async (chunk) => { await nested(() => parser.write(chunk)) },
-      end: async () => { await nested(() => parser.end()) }
+      data: async (chunk) => { await nested(async () => { await reader.write(chunk) }) },
+      end: async () => { await nested(async () => { await reader.end() }) }
     }
   }
 
-  private async metadataEntry (h: TarHeader): Promise<Sink | null> {
+  private async metadataEntry (h: TarEntry): Promise<TarSink | null> {
     const split = splitMemberName(h.name, h.type === 'dir')
     const ok = !('error' in split) && h.type === 'file' && split.parts.length === 1 && split.parts[0] === 'metadata.xml'
     if (!ok) throw extractionError(`metadata.tar must contain only metadata.xml (found ${JSON.stringify(h.name)})`)
@@ -382,7 +359,7 @@ class Extraction {
   private readonly softwareNames = new Map<string, 'file' | 'dir'>()
   private readonly implicitDirs = new Set<string>()
 
-  private async softwareEntry (h: TarHeader): Promise<Sink | null> {
+  private async softwareEntry (h: TarEntry): Promise<TarSink | null> {
     const split = splitMemberName(h.name, h.type === 'dir')
     if ('error' in split) throw extractionError(`software.tar: ${split.error}`)
     refuseSpecial(h, 'software.tar: ')
@@ -409,7 +386,7 @@ class Extraction {
     return await this.fileSink(path.join('software', ...parts), name, 0o644, f => this.software.push(f))
   }
 
-  private async semanticsEntry (h: TarHeader): Promise<Sink | null> {
+  private async semanticsEntry (h: TarEntry): Promise<TarSink | null> {
     const split = splitMemberName(h.name, h.type === 'dir')
     if ('error' in split) throw extractionError(`semantics.tar: ${split.error}`)
     refuseSpecial(h, 'semantics.tar: ')
@@ -428,7 +405,7 @@ class Extraction {
   }
 
   /** A sink writing one file below workDir with its SHA-256 and size. */
-  private async fileSink (rel: string, name: string, mode: number, done: (f: PatchFile) => void): Promise<Sink> {
+  private async fileSink (rel: string, name: string, mode: number, done: (f: PatchFile) => void): Promise<TarSink> {
     const full = path.join(this.workDir, rel)
     const file = await this.createFile(full, mode)
     const sha = createHash('sha256')
@@ -463,10 +440,14 @@ class Extraction {
   }
 }
 
+function padding (size: number): number {
+  return (512 - (size % 512)) % 512
+}
+
 interface WritableFile { write: (chunk: Buffer) => Promise<void>, close: () => Promise<void> }
 
-function refuseSpecial (h: TarHeader, prefix: string): void {
-  const what: Partial<Record<TarHeader['type'], string>> = {
+function refuseSpecial (h: TarEntry, prefix: string): void {
+  const what: Partial<Record<TarEntry['type'], string>> = {
     symlink: 'a symbolic link',
     hardlink: 'a hard link',
     char: 'a character device',

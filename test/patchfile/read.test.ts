@@ -12,7 +12,7 @@ import { loadTrustStore } from '../../src/patchfile/trust.js'
 import type { PatchMetadata, TrustStore } from '../../src/patchfile/types.js'
 import { writePatch } from '../../src/patchfile/write.js'
 import { buildTestPatch, makeTestKeys, type TestKeys } from '../helpers/patches.js'
-import { md5SignatureOf, metadataXmlFor, paxEntry, rawPatch, rawTar, type RawEntry, type RawPatch } from '../helpers/tar.js'
+import { md5SignatureOf, metadataXmlFor, paxEntry, rawPatch, rawTar, type RawEntry, type RawPatch } from '../helpers/raw-archive.js'
 
 const RPM = 'hello-1.0-1.noarch.rpm'
 const DEB = 'hello_1.0-1_all.deb'

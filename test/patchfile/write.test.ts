@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { PatchMetadata } from '../../src/patchfile/types.js'
 import { writePatch, type WritePatchOptions } from '../../src/patchfile/write.js'
 import { makeTestKeys, type TestKeys } from '../helpers/patches.js'
-import { md5SignatureOf } from '../helpers/tar.js'
+import { md5SignatureOf } from '../helpers/raw-archive.js'
 
 const RPM = 'tool-2.0-1.x86_64.rpm'
 let root: string

@@ -7,7 +7,7 @@ import { cliBuild } from '../helpers/cli-build.js'
 import { multipart } from '../helpers/multipart.js'
 import { buildRpm } from '../helpers/packages.js'
 import { makeTestKeys, type TestKeys } from '../helpers/patches.js'
-import { metadataXmlFor, rawPatch, rawTar } from '../helpers/tar.js'
+import { metadataXmlFor, rawPatch, rawTar } from '../helpers/raw-archive.js'
 
 type App = Awaited<ReturnType<typeof buildTestApp>>['app']
 

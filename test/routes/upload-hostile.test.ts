@@ -6,7 +6,7 @@ import path from 'node:path'
 import { buildTestApp, tempDir } from '../helpers/build-app.js'
 import { multipart } from '../helpers/multipart.js'
 import { makeTestKeys } from '../helpers/patches.js'
-import { metadataXmlFor, rawPatch, rawTar, type RawEntry } from '../helpers/tar.js'
+import { metadataXmlFor, rawPatch, rawTar, type RawEntry } from '../helpers/raw-archive.js'
 import { buildRpm } from '../helpers/packages.js'
 
 let work: string
