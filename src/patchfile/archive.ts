@@ -117,6 +117,8 @@ export class TarReader {
   }
 
   private async wait (event: 'drain' | 'finish'): Promise<void> {
+    // A destroyed extractor never drains or finishes, and may have closed already.
+    if (this.ex.destroying) throw this.failure ?? new TarError('tar reader closed')
     await new Promise<void>((resolve, reject) => {
       const done = (err?: unknown): void => {
         this.ex.off(event, done)

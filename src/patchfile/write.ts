@@ -1,4 +1,4 @@
-/** Writes a .patch in one streaming pass (spec 4.1): nested tars → outer tar → gzip → temp file → fsync → rename. */
+/** Writes a .patch in one streaming pass (spec 4.1): nested tars → outer tar (tar-stream's pack) → gzip → temp file → fsync → rename. */
 import { constants, createHash, createPrivateKey, createSign, randomBytes, type KeyObject } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { lstat, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
@@ -7,10 +7,10 @@ import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { isDeepStrictEqual } from 'node:util'
 import { createGzip } from 'node:zlib'
+import { pack, type Pack } from 'tar-stream'
 import { SAFE_NAME_PATTERN, splitMemberName } from './ids.js'
 import { parseMetadataXml, writeMetadataXml } from './metadata.js'
 import { md5Signature } from './signature.js'
-import { TAR_END, encodeTarHeader, padding, tarEntrySize } from './tar.js'
 import type { PatchMetadata } from './types.js'
 
 export interface WritePatchOptions {
@@ -186,55 +186,135 @@ async function extraEntries (meta: PatchMetadata, files: string[]): Promise<Entr
   return entries
 }
 
-function innerTarSize (entries: Entry[], mtime: number): number {
-  return entries.reduce((n, e) => n + tarEntrySize({ ...e, mtime }), 0) + TAR_END.length
+type EntryHeader = Parameters<Pack['entry']>[0]
+type EntrySink = ReturnType<Pack['entry']>
+
+/** The bytes of a tar that `fill` builds with tar-stream's pack, as they come out. */
+async function * packed (fill: (p: Pack) => Promise<void>): AsyncGenerator<Buffer> {
+  const p = pack()
+  const filling = fill(p).then(() => p.finalize(), (err: Error) => p.destroy(err))
+  let complete = false
+  try {
+    for await (const chunk of p) yield chunk as Buffer
+    complete = true
+  } finally {
+    // A consumer that gave up (a later stage failed) must not leave fill waiting for it.
+    if (!complete) p.destroy(new Error('writePatch: archive abandoned'))
+    await filling
+  }
 }
 
-async function * outerTar (canonical: Array<[string, Entry[]]>, extras: Entry[], key: KeyObject | null, mtime: number): AsyncGenerator<Buffer> {
-  const md5s: Buffer[] = []
-  const signer = key === null ? null : createSign('sha256')
-  for (const [name, entries] of canonical) {
-    const size = innerTarSize(entries, mtime)
-    yield encodeTarHeader({ name, type: 'file', size, mtime })
-    const md5 = createHash('md5')
+function tarHeader (name: string, type: 'file' | 'directory', size: number, mode: number, mtime: number): EntryHeader {
+  return {
+    // tar lists a folder with a trailing slash; tar-stream writes the name as given.
+    name: type === 'directory' && !name.endsWith('/') ? `${name}/` : name,
+    type,
+    size: type === 'directory' ? 0 : size,
+    mode,
+    mtime: new Date(mtime * 1000),
+    uid: 0,
+    gid: 0,
+    uname: 'root',
+    gname: 'root'
+  }
+}
+
+/** Adds one member and streams `body` into it; it must come out at exactly the size in its header. */
+async function addEntry (p: Pack, header: EntryHeader, body?: AsyncIterable<Buffer>): Promise<void> {
+  const size = header.size ?? 0
+  let sink: EntrySink | undefined
+  const added = new Promise<void>((resolve, reject) => {
+    sink = p.entry(header, (err) => { if (err == null) resolve(); else reject(err) })
+  })
+  // The sink can fail while the body is still being read; the error is taken from `added` below.
+  added.catch(() => {})
+  const s = sink as EntrySink
+  s.on('error', () => {}) // reported through the entry callback
+  try {
     let written = 0
-    for await (const chunk of innerTar(entries, mtime)) {
-      md5.update(chunk)
-      signer?.update(chunk)
+    for await (const chunk of body ?? []) {
       written += chunk.length
-      yield chunk
+      // Checked before the bytes go out: a longer member would shift every header after it.
+      if (written > size) throw new Error(`writePatch: ${header.name} came out larger than ${size} bytes`)
+      if (!s.write(chunk)) await drained(s)
     }
-    if (written !== size) throw new Error(`writePatch: ${name} came out at ${written} bytes, expected ${size}`)
-    yield Buffer.alloc(padding(size))
-    md5s.push(md5.digest())
+    if (written !== size) throw new Error(`writePatch: ${header.name} came out at ${written} bytes, expected ${size}`)
+    s.end(undefined)
+  } catch (err) {
+    s.destroy(err as Error)
+    throw err
   }
-  for (const e of extras) {
-    yield encodeTarHeader({ name: e.name, type: 'file', size: e.size, mode: e.mode, mtime })
-    yield * fileBytes(e)
-    yield Buffer.alloc(padding(e.size))
-  }
-  yield * smallMember('signature', Buffer.from(md5Signature(md5s), 'latin1'), mtime)
-  if (signer !== null && key !== null) {
-    const sig = signer.sign({ key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
-    yield * smallMember('signature.v2', sig, mtime)
-  }
-  yield TAR_END
+  await added
 }
 
-function * smallMember (name: string, data: Buffer, mtime: number): Generator<Buffer> {
-  yield encodeTarHeader({ name, type: 'file', size: data.length, mtime })
-  yield data
-  yield Buffer.alloc(padding(data.length))
+async function drained (w: EntrySink): Promise<void> {
+  // A destroyed sink (the archive was abandoned) never drains and has already closed.
+  if (w.destroying) throw new Error('writePatch: tar entry closed early')
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error): void => {
+      w.off('drain', done)
+      w.off('close', closed)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const closed = (): void => done(new Error('writePatch: tar entry closed early'))
+    w.on('drain', done)
+    w.on('close', closed)
+  })
+}
+
+async function * bytes (b: Buffer): AsyncGenerator<Buffer> {
+  yield b
+}
+
+/**
+ * The size of the tar tar-stream writes for `entries`. A member's header bytes (one block, or a
+ * pax header for a long name) do not depend on its size, so the headers are measured by packing
+ * the entries without data; the data and its padding to 512 bytes are added.
+ */
+async function tarSize (entries: Entry[], mtime: number): Promise<number> {
+  let n = 0
+  const headersOnly = packed(async (p) => {
+    for (const e of entries) await addEntry(p, tarHeader(e.name, e.type === 'dir' ? 'directory' : 'file', 0, e.mode, mtime))
+  })
+  for await (const chunk of headersOnly) n += chunk.length
+  for (const e of entries) if (e.type === 'file') n += e.size + (512 - (e.size % 512)) % 512
+  return n
 }
 
 async function * innerTar (entries: Entry[], mtime: number): AsyncGenerator<Buffer> {
-  for (const e of entries) {
-    yield encodeTarHeader({ name: e.name, type: e.type, size: e.size, mode: e.mode, mtime })
-    if (e.type === 'dir') continue
-    yield * fileBytes(e)
-    yield Buffer.alloc(padding(e.size))
-  }
-  yield TAR_END
+  yield * packed(async (p) => {
+    for (const e of entries) {
+      if (e.type === 'dir') await addEntry(p, tarHeader(e.name, 'directory', 0, e.mode, mtime))
+      else await addEntry(p, tarHeader(e.name, 'file', e.size, e.mode, mtime), fileBytes(e))
+    }
+  })
+}
+
+async function * outerTar (canonical: Array<[string, Entry[]]>, extras: Entry[], key: KeyObject | null, mtime: number): AsyncGenerator<Buffer> {
+  yield * packed(async (p) => {
+    const md5s: Buffer[] = []
+    const signer = key === null ? null : createSign('sha256')
+    for (const [name, entries] of canonical) {
+      const md5 = createHash('md5')
+      const hashed = async function * (): AsyncGenerator<Buffer> {
+        for await (const chunk of innerTar(entries, mtime)) {
+          md5.update(chunk)
+          signer?.update(chunk)
+          yield chunk
+        }
+      }
+      await addEntry(p, tarHeader(name, 'file', await tarSize(entries, mtime), 0o644, mtime), hashed())
+      md5s.push(md5.digest())
+    }
+    for (const e of extras) await addEntry(p, tarHeader(e.name, 'file', e.size, e.mode, mtime), fileBytes(e))
+    const signature = Buffer.from(md5Signature(md5s), 'latin1')
+    await addEntry(p, tarHeader('signature', 'file', signature.length, 0o644, mtime), bytes(signature))
+    if (signer !== null && key !== null) {
+      const sig = signer.sign({ key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
+      await addEntry(p, tarHeader('signature.v2', 'file', sig.length, 0o644, mtime), bytes(sig))
+    }
+  })
 }
 
 /** A file's bytes, exactly the size announced in its header (a file that changed size is an error). */

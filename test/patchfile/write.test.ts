@@ -1,7 +1,7 @@
 /** writePatch: the member layout other tools see, signatures checked by openssl, validation and atomicity. */
 import { execFileSync } from 'node:child_process'
-import { generateKeyPairSync } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -11,6 +11,7 @@ import { makeTestKeys, type TestKeys } from '../helpers/patches.js'
 import { md5SignatureOf } from '../helpers/raw-archive.js'
 
 const RPM = 'tool-2.0-1.x86_64.rpm'
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 let root: string
 let keys: TestKeys
 let rpm: string
@@ -58,6 +59,60 @@ describe('writePatch', () => {
       '-verify', keys.publicKey, '-signature', path.join(x, 'signature.v2'), path.join(x, 'all')]).toString()
     expect(verified).toBe('Verified OK\n')
     expect(await readdir(d)).toEqual(['W1.patch', 'x'])
+  })
+
+  it('writes folders and long names (pax) in software.tar that GNU tar and Python tarfile read back, sizes exact', async () => {
+    const d = await outDir()
+    const tree = path.join(d, 'tree')
+    const long = 'objects/' + 'a'.repeat(150) + '/' + 'b'.repeat(120) + '.filez'
+    const files: Array<[string, Buffer]> = [['p/' + 'c'.repeat(99), Buffer.from('pp')], [long, Buffer.alloc(1500, 'q')], ['short', Buffer.from('s')], ['zero', Buffer.alloc(0)]]
+    for (const [name, data] of files) {
+      await mkdir(path.join(tree, path.dirname(name)), { recursive: true })
+      await writeFile(path.join(tree, name), data)
+    }
+    const c = (ch: string): string => ch.repeat(64)
+    const ostree = { numberOfCommits: '1', base: { commit: c('a'), checksum: c('b') }, commits: [{ commit: c('c'), checksum: c('d') }] }
+    const out = path.join(d, 'TREE.patch')
+
+    await writePatch({ metadata: meta({ id: 'TREE', contents: { rpm: [], deb: [], ostree } }), files: [], softwareTree: tree, out, mtime: 1700000000 })
+
+    const x = path.join(d, 'x')
+    await mkdir(x)
+    execFileSync('tar', ['-xzf', out, '-C', x])
+    const software = path.join(x, 'software.tar')
+    const gnu = execFileSync('tar', ['-tvf', software]).toString().trim().split('\n').map(l => l.split(/\s+/))
+    const py = JSON.parse(execFileSync('python3', ['-c', `
+import tarfile, json, hashlib
+with tarfile.open(${JSON.stringify(software)}) as t:
+    print(json.dumps([[m.name, m.size, m.mtime, hashlib.sha256(t.extractfile(m).read()).hexdigest() if m.isfile() else None] for m in t]))
+`]).toString()) as Array<[string, number, number, string | null]>
+    const dirs = ['objects', `objects/${'a'.repeat(150)}`, 'p']
+
+    expect(gnu.map(f => [f[0][0], f[1], f[2], f[5]])).toEqual([
+      ['d', 'root/root', '0', 'objects/'], ['d', 'root/root', '0', `objects/${'a'.repeat(150)}/`], ['-', 'root/root', '1500', long],
+      ['d', 'root/root', '0', 'p/'], ['-', 'root/root', '2', files[0][0]], ['-', 'root/root', '1', 'short'], ['-', 'root/root', '0', 'zero']
+    ])
+    expect(py.filter(m => m[3] === null).map(m => m[0])).toEqual(dirs)
+    expect(py.filter(m => m[3] !== null).map(m => [m[0], m[1], m[2], m[3]]).sort()).toEqual(files.map(([n, b]) => [n, b.length, 1700000000, sha(b)]).sort())
+    expect((await readFile(software)).length % 512).toBe(0)
+  })
+
+  it('stops mid-stream when a file shrinks while it is written, and leaves nothing behind', async () => {
+    const d = await outDir()
+    const src = path.join(root, `shrinking-${n}`)
+    await mkdir(src)
+    const big = path.join(src, RPM)
+    await writeFile(big, randomBytes(32 * 1024 * 1024))
+    const out = path.join(d, 'W1.patch')
+
+    const writing = writePatch({ metadata: meta(), files: [big], out }).catch((e: Error) => e)
+    while (!(await readdir(d)).some(f => f.endsWith('.tmp'))) await new Promise(resolve => setTimeout(resolve, 1))
+    await truncate(big, 1000)
+    const err = await writing
+
+    expect(err).toBeInstanceOf(Error)
+    expect((err as Error).message).toBe(`writePatch: ${big} changed size while being written`)
+    expect(await readdir(d)).toEqual([])
   })
 
   it('writes no signature.v2 without a key', async () => {
