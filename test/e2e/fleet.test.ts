@@ -35,7 +35,7 @@ const stateDir = (h: string): string => path.join(work, 'hosts', h, 'state')
 const lockFile = (h: string): string => path.join(sysroot(h), 'var/run/.node_locked')
 
 function startAgent (h: HostSpec): void {
-  const child = spawn('node', [path.join(ROOT, 'dist/cli.js'), 'agent',
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'agent',
     '--controller', `http://127.0.0.1:${port}`, '--hostname', h.hostname, '--sysroot', sysroot(h.hostname),
     '--state-dir', stateDir(h.hostname), '--driver', h.driver, '--nodetype', h.nodetype, '--subfunctions', h.subfunctions,
     '--interval', '1', '--log-level', 'info'], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })

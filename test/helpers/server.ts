@@ -32,11 +32,11 @@ async function freePort (): Promise<number> {
 /** Builds dist/ when sources are newer (once per test process), then starts the server. */
 export async function startServer (env: Record<string, string>): Promise<RunningServer> {
   if (!built) {
-    execFileSync('node', [path.join(ROOT, 'scripts/build-if-needed.mjs')], { cwd: ROOT, stdio: 'ignore' })
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-if-needed.mjs')], { cwd: ROOT, stdio: 'ignore' })
     built = true
   }
   const port = env.MPATCH_PORT !== undefined ? Number(env.MPATCH_PORT) : await freePort()
-  const child = spawn('node', [path.join(ROOT, 'dist/cli.js'), 'serve'], {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve'], {
     cwd: ROOT,
     env: { ...process.env, MPATCH_HOST: '127.0.0.1', MPATCH_LOG_LEVEL: 'info', ...env, MPATCH_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe']
