@@ -13,11 +13,13 @@ export const ConfigSchema = Type.Object({
   MPATCH_SW_VERSION: Type.String({ default: '22.12', pattern: RELEASE_PATTERN, description: 'The running release' }),
   MPATCH_TRUST_DIR: Type.String({ default: '', description: 'Folder of PEM certificates / public keys trusted for signature.v2 (default <data dir>/trust)' }),
   MPATCH_ALLOW_UNSIGNED: Type.Boolean({ default: false, description: 'Accept patches without signature.v2 (development only; logged)' }),
-  MPATCH_MAX_UPLOAD_BYTES: Type.Integer({ default: 4 * 1024 ** 3, minimum: 1024, description: 'Largest accepted upload' }),
+  MPATCH_MAX_UPLOAD_BYTES: Type.Integer({ default: 4 * 1024 ** 3, minimum: 1024, description: 'Largest accepted upload (a feed upload: all its files together)' }),
   MPATCH_LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino log level' }),
   MPATCH_SEMANTIC_CHECKS: Type.Boolean({ default: false, description: 'Run the pre-apply/pre-remove semantic checks carried by patches' }),
   MPATCH_SEMANTIC_TIMEOUT_S: Type.Integer({ default: 60, minimum: 1, description: 'Time limit of one semantic check' }),
   MPATCH_HOST_TIMEOUT_S: Type.Integer({ default: 3600, minimum: 1, description: 'A host that has not reported for this long is dropped' }),
+  MPATCH_UPLOAD_DIRS: Type.String({ default: '', description: 'Colon-separated absolute folders upload_dir may import from (and below); empty: upload_dir is refused' }),
+  MPATCH_MAX_LONG_POLLS: Type.Integer({ default: 25000, minimum: 1, description: 'Most agent long polls held at once; more answer 503 with Retry-After' }),
   MPATCH_DOCS: Type.Boolean({ default: true, description: 'Serve Swagger UI at /docs' })
 })
 
@@ -30,6 +32,8 @@ export interface Config extends RawConfig {
   dbPath: string
   contentDir: string
   tmpDir: string
+  /** MPATCH_UPLOAD_DIRS split and normalized (absolute, no trailing slash); empty when unset. */
+  uploadDirs: string[]
 }
 
 /** Reads and validates the configuration; throws with a readable message on bad input. */
@@ -42,6 +46,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
 export function resolveConfig (raw: RawConfig): Config {
   const dataDir = path.resolve(raw.MPATCH_DATA_DIR)
   return {
+    uploadDirs: parseUploadDirs(raw.MPATCH_UPLOAD_DIRS),
     ...raw,
     dataDir,
     trustDir: raw.MPATCH_TRUST_DIR === '' ? path.join(dataDir, 'trust') : path.resolve(raw.MPATCH_TRUST_DIR),
@@ -49,6 +54,15 @@ export function resolveConfig (raw: RawConfig): Config {
     contentDir: path.join(dataDir, 'content'),
     tmpDir: path.join(dataDir, 'tmp')
   }
+}
+
+/** Splits MPATCH_UPLOAD_DIRS; every entry must be absolute, so the set never depends on the working folder. */
+export function parseUploadDirs (value: string): string[] {
+  const dirs = value.split(':').filter((d) => d !== '')
+  for (const d of dirs) {
+    if (!path.isAbsolute(d)) throw new Error(`MPATCH_UPLOAD_DIRS: ${JSON.stringify(d)} is not an absolute folder`)
+  }
+  return dirs.map((d) => path.resolve(d))
 }
 
 /** Defaults for every key, for tests and tooling. */

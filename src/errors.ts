@@ -11,3 +11,6 @@ export const ContentNotFoundError = createError<[string]>('MPATCH_CONTENT_NOT_FO
 export const InvalidPackageError = createError<[string]>('MPATCH_INVALID_PACKAGE', '%s', 422)
 export const NoFileError = createError('MPATCH_NO_FILE', 'The request carries no multipart `file` part', 400)
 export const UploadTooLargeError = createError<[number]>('MPATCH_UPLOAD_TOO_LARGE', 'Upload larger than the limit of %d bytes', 413)
+export const TooManyFilesError = createError<[number]>('MPATCH_TOO_MANY_FILES', 'Upload rejected: more than %d files in one request', 413)
+export const UploadTotalTooLargeError = createError<[number]>('MPATCH_UPLOAD_TOO_LARGE', 'Upload rejected: the files together are larger than the limit of %d bytes', 413)
+export const LongPollsExhaustedError = createError<[number]>('MPATCH_TOO_MANY_LONG_POLLS', 'Too many agent long polls in flight (limit %d); retry later', 503)

@@ -7,10 +7,13 @@ import {
   CommandsAnswer, CommandsQuery, ContentParams, HostnameParams, Install, InstallIdParams, InstallResultBody,
   PlanAnswer, ReportAnswer, ReportBody
 } from '../schemas/agents.js'
-import { ContentNotFoundError, HostNotFoundError, InstallNotFoundError } from '../errors.js'
-import { HostError } from '../services/hosts.js'
+import { ContentNotFoundError, HostNotFoundError, InstallNotFoundError, LongPollsExhaustedError } from '../errors.js'
+import { HostError, LongPollLimitError } from '../services/hosts.js'
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+
+/** Seconds a poller refused for lack of long-poll slots is told to wait (about one agent poll). */
+const LONG_POLL_RETRY_AFTER_S = 30
 
 const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { hosts, store } = app.core
@@ -50,10 +53,21 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: CommandsQuery,
       response: { 200: CommandsAnswer, ...errors }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const abort = new AbortController()
     request.raw.once('close', () => { abort.abort() })
-    return { commands: await hosts.commands(request.params.hostname, request.query.wait * 1000, abort.signal) }
+    try {
+      return { commands: await hosts.commands(request.params.hostname, request.query.wait * 1000, abort.signal) }
+    } catch (err) {
+      if (err instanceof HostError) throw new HostNotFoundError(request.params.hostname)
+      if (err instanceof LongPollLimitError) {
+        // Answered here: the root error handler words every 5xx as an internal error.
+        const e = new LongPollsExhaustedError(err.limit)
+        return await reply.code(503).header('Retry-After', String(LONG_POLL_RETRY_AFTER_S))
+          .send({ statusCode: 503, code: e.code, error: 'Service Unavailable', message: e.message })
+      }
+      throw err
+    }
   })
 
   app.get('/agents/:hostname/plan', {

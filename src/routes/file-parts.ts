@@ -2,20 +2,29 @@
 import { createWriteStream } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
+import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyRequest } from 'fastify'
 
 export interface SavedPart { path: string, name: string }
 
+/** The `file` parts together went over `maxTotalBytes`; what was saved so far is removed. */
+export class TotalTooLargeError extends Error {
+  constructor (readonly limit: number) { super(`the files together are larger than ${limit} bytes`) }
+}
+
 /**
  * Saves each `file` part (non-empty filename) under `dir` as `part-N`, named by the base name of
  * its filename. With `keepLast` only the last one is kept (legacy upload: the last part wins), and
  * earlier ones are deleted as soon as a later one is complete. Size and count limits surface as
- * @fastify/multipart errors (FST_REQ_FILE_TOO_LARGE, FST_FILES_LIMIT, ...) for the caller to word.
+ * @fastify/multipart errors (FST_REQ_FILE_TOO_LARGE, FST_FILES_LIMIT, ...) for the caller to word;
+ * `maxTotalBytes` bounds all parts together (TotalTooLargeError). The caller discards `dir`.
  */
-export async function saveFileParts (request: FastifyRequest, dir: string, opts: { keepLast?: boolean } = {}): Promise<SavedPart[]> {
+export async function saveFileParts (request: FastifyRequest, dir: string, opts: { keepLast?: boolean, maxTotalBytes?: number } = {}): Promise<SavedPart[]> {
   const saved: SavedPart[] = []
   let n = 0
+  let total = 0
+  const max = opts.maxTotalBytes ?? Infinity
   for await (const part of request.parts()) {
     if (part.type !== 'file') continue
     if (part.fieldname !== 'file' || part.filename === '') {
@@ -23,7 +32,15 @@ export async function saveFileParts (request: FastifyRequest, dir: string, opts:
       continue
     }
     const dest = path.join(dir, `part-${n++}`)
-    await pipeline(part.file, createWriteStream(dest, { flags: 'wx', mode: 0o600 }))
+    // Counted as it streams, so a request over the total stops at the limit, not at its end.
+    const count = new Transform({
+      transform (chunk: Buffer, _enc, cb) {
+        total += chunk.length
+        if (total > max) cb(new TotalTooLargeError(max))
+        else cb(null, chunk)
+      }
+    })
+    await pipeline(part.file, count, createWriteStream(dest, { flags: 'wx', mode: 0o600 }))
     if (opts.keepLast === true) {
       for (const old of saved.splice(0)) await rm(old.path, { force: true })
     }

@@ -4,12 +4,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorResponse } from '../schemas/common.js'
 import { FeedPackage, Host, HostDetail, HostnameParams, Install, InstallsQuery, ReleaseParams } from '../schemas/agents.js'
-import { HostNotFoundError, InstallNotFoundError, NoFileError, ReleaseNotFoundError, UploadTooLargeError } from '../errors.js'
+import { HostNotFoundError, InstallNotFoundError, NoFileError, ReleaseNotFoundError, TooManyFilesError, UploadTooLargeError, UploadTotalTooLargeError } from '../errors.js'
 import type { HostRecord } from '../db/hosts.js'
 import type { HostService } from '../services/hosts.js'
-import { saveFileParts, type SavedPart } from './file-parts.js'
+import { saveFileParts, TotalTooLargeError, type SavedPart } from './file-parts.js'
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+
+/** design.md section 7: files per feed upload (a release's base packages come in several uploads). */
+export const MAX_FEED_FILES = 256
 
 function hostView (hosts: HostService, h: HostRecord) {
   const a = hosts.analysis(h.hostname)
@@ -24,7 +27,7 @@ function hostView (hosts: HostService, h: HostRecord) {
 
 const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { hosts, repos, feeds, store, config } = app.core
-  await app.register(multipart, { limits: { fileSize: config.MPATCH_MAX_UPLOAD_BYTES, files: 1000, fields: 16, parts: 1100 } })
+  await app.register(multipart, { limits: { fileSize: config.MPATCH_MAX_UPLOAD_BYTES, files: MAX_FEED_FILES, fields: 16, parts: MAX_FEED_FILES + 16 } })
 
   app.get('/hosts', {
     schema: { tags: ['hosts'], summary: 'Hosts in the order they first reported', operationId: 'listHosts', response: { 200: Type.Object({ items: Type.Array(Host) }), ...errors } }
@@ -78,9 +81,12 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     try {
       let files: SavedPart[]
       try {
-        files = await saveFileParts(request, work)
+        files = await saveFileParts(request, work, { maxTotalBytes: config.MPATCH_MAX_UPLOAD_BYTES })
       } catch (err) {
-        if ((err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw new UploadTooLargeError(config.MPATCH_MAX_UPLOAD_BYTES)
+        const code = (err as { code?: string }).code
+        if (code === 'FST_REQ_FILE_TOO_LARGE') throw new UploadTooLargeError(config.MPATCH_MAX_UPLOAD_BYTES)
+        if (err instanceof TotalTooLargeError) throw new UploadTotalTooLargeError(err.limit)
+        if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') throw new TooManyFilesError(MAX_FEED_FILES)
         throw err
       }
       if (files.length === 0) throw new NoFileError()

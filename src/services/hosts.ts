@@ -57,6 +57,11 @@ export class HostError extends Error {
   constructor (readonly status: 404 | 409, message: string) { super(message) }
 }
 
+/** Every long-poll slot is taken (MPATCH_MAX_LONG_POLLS); the caller answers 503 with Retry-After. */
+export class LongPollLimitError extends Error {
+  constructor (readonly limit: number) { super(`Too many long polls in flight (limit ${limit}); retry later`) }
+}
+
 export interface HostServiceDeps {
   config: Config
   db: Db
@@ -279,8 +284,10 @@ export function createHostService (deps: HostServiceDeps) {
     return openInstalls.size > 0
   }
 
-  // Long-poll waiters per host.
+  // Long-poll waiters per host (woken by new commands), and the one live poller per host (ended
+  // when a newer poll for the same host arrives); pollers.size is the global count.
   const waiters = new Map<string, Set<() => void>>()
+  const pollers = new Map<string, () => void>()
   function wake (hostname: string): void {
     for (const w of waiters.get(hostname) ?? []) w()
   }
@@ -470,14 +477,25 @@ export function createHostService (deps: HostServiceDeps) {
       return { needInventory: !inventoryKnown, installPending: openInstalls.get(hostname)?.status === 'pending' }
     },
 
-    /** Pending commands for a host, waiting up to `waitMs` for one to appear. */
+    /**
+     * Pending commands for a host, waiting up to `waitMs` for one to appear. The host must have
+     * reported (404 otherwise: an unknown name cannot hold a waiter). One waiter per host: a new
+     * long poll ends the one before it with no commands, so an agent that restarted, or whose old
+     * connection is half-open, is served at once and a command is never handed to two pollers.
+     * At most MPATCH_MAX_LONG_POLLS waiters are held in all (503 with Retry-After beyond that).
+     */
     async commands (hostname: string, waitMs: number, signal?: AbortSignal): Promise<AgentCommand[]> {
+      if (!hosts.has(hostname)) throw new HostError(404, `Host ${hostname} has not reported`)
       const pending = (): AgentCommand[] => {
         const open = openInstalls.get(hostname)
         return open?.status === 'pending' ? [{ type: 'install', installId: open.id, force: open.force }] : []
       }
       const now0 = pending()
       if (now0.length > 0 || waitMs <= 0) return now0
+      const previous = pollers.get(hostname)
+      if (previous === undefined && pollers.size >= config.MPATCH_MAX_LONG_POLLS) throw new LongPollLimitError(config.MPATCH_MAX_LONG_POLLS)
+      previous?.()
+      let superseded = false
       await new Promise<void>((resolve) => {
         const set = waiters.get(hostname) ?? new Set<() => void>()
         waiters.set(hostname, set)
@@ -485,14 +503,20 @@ export function createHostService (deps: HostServiceDeps) {
           clearTimeout(t)
           set.delete(done)
           if (set.size === 0) waiters.delete(hostname)
+          if (pollers.get(hostname) === supersede) pollers.delete(hostname)
           signal?.removeEventListener('abort', done)
           resolve()
         }
+        const supersede = (): void => {
+          superseded = true
+          done()
+        }
         const t = setTimeout(done, waitMs)
         set.add(done)
+        pollers.set(hostname, supersede)
         signal?.addEventListener('abort', done)
       })
-      return pending()
+      return superseded ? [] : pending()
     },
 
     /** What the host must do now, from the same analysis that computes the patch states. */

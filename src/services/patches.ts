@@ -1,5 +1,5 @@
 /** The patch lifecycle of the legacy API (spec 3–4): import, apply, remove, delete, commit, queries. */
-import { readdir, stat } from 'node:fs/promises'
+import { readdir, realpath, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
@@ -17,6 +17,7 @@ import { dependencies, topologicalOrder } from './ordering.js'
 import { compareBy, evrOf } from './fleet-state.js'
 import { createSemanticChecker, type CommandRunner } from './semantic-checks.js'
 import { inspectPackageFile, PackageFileError } from '../drivers/package-file.js'
+import { fileNameMismatch } from '../patchfile/package-names.js'
 import type { PackageIdentity, PatchPackageFile } from '../db/patches.js'
 import { RELEASE_PATTERN } from '../config.js'
 
@@ -29,6 +30,9 @@ export interface ErrorOnly { error: string }
 export type LegacyPatch = Record<string, string | string[]>
 
 const RELEASE_RE = new RegExp(RELEASE_PATTERN)
+
+/** design.md section 7: at most this many `req_patch_id` entries per patch (legacy has no limit). */
+export const MAX_REQUIRES = 500
 
 class Messages {
   info = ''
@@ -51,7 +55,12 @@ export interface PatchServiceDeps {
   hostFacts?: () => { hostCount: number, interim: ReadonlySet<string>, hostFindings?: ReadonlyMap<string, Patchstate> }
 }
 
-export interface ImportSource { path: string, name: string }
+export interface ImportSource {
+  path: string
+  name: string
+  /** Sort key when it is not the path itself (upload_dir: the path as the caller named it). */
+  order?: string
+}
 
 function uniqueSorted (ids: readonly string[]): string[] {
   return [...new Set(ids)].sort()
@@ -71,6 +80,55 @@ function sameContents (a: PatchContents, b: PatchContents): boolean {
 /** The legacy patch object: where it stands, then its metadata as spec 2.4 lists it. */
 export function legacyPatch (p: StoredPatch, patchstate: Patchstate): LegacyPatch {
   return { repostate: p.repostate, patchstate, ...toLegacyPatchObject(p) }
+}
+
+/** A well-formed package the import refuses (a source rpm, a name that disagrees with the header). */
+class PackageRefusal extends Error {}
+
+/** A package's identity from its header (family, name, epoch, version, release, arch); no epoch means 0. */
+function identityKey (p: PackageIdentity): string {
+  return [p.family, p.name, String(p.epoch ?? 0), p.version, p.release ?? '', p.arch].join('\0')
+}
+
+/** True when `p` is `root` or below it (both absolute and normalized). */
+function isAtOrBelow (p: string, root: string): boolean {
+  const rel = path.relative(root, p)
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel))
+}
+
+/**
+ * The `*.patch` files of upload_dir's folders, or why the call is refused. A folder is allowed when
+ * its real path lies at or below the real path of an allowed folder; each file is checked the same
+ * way, so a symlinked `x.patch` cannot point outside. A folder that does not exist holds nothing
+ * (legacy answers "No patches found"), but only when it would be allowed.
+ */
+async function findUploadDirPatches (allowed: readonly string[], dirs: readonly string[]): Promise<{ sources: ImportSource[] } | { refused: string }> {
+  if (allowed.length === 0) return { refused: 'upload_dir is disabled: set MPATCH_UPLOAD_DIRS to the folders it may import from\n' }
+  const roots = await Promise.all(allowed.map(async (d) => await realpath(d).catch(() => d)))
+  const inside = (p: string): boolean => roots.some((r) => isAtOrBelow(p, r))
+  const outside = (d: string): string => `upload_dir refused: ${d} is not at or below a folder of MPATCH_UPLOAD_DIRS (${allowed.join(':')})\n`
+  const sources: ImportSource[] = []
+  for (const dir of dirs) {
+    if (!path.isAbsolute(dir)) return { refused: `upload_dir refused: ${dir} is not an absolute folder\n` }
+    let real: string
+    try {
+      real = await realpath(dir)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err
+      if (!allowed.some((r) => isAtOrBelow(path.resolve(dir), r))) return { refused: outside(dir) }
+      continue
+    }
+    if (!inside(real)) return { refused: outside(dir) }
+    const entries = await readdir(real).catch(() => [] as string[])
+    for (const e of entries) {
+      if (!e.endsWith('.patch')) continue
+      const file = await realpath(path.join(real, e)).catch(() => null)
+      if (file === null) continue
+      if (!inside(file)) return { refused: outside(path.join(dir, e)) }
+      if ((await stat(file).catch(() => null))?.isFile() === true) sources.push({ path: file, name: e, order: path.join(dir, e) })
+    }
+  }
+  return { sources }
 }
 
 /** Creates the patch service. Mutating calls run one at a time; reads never wait for them. */
@@ -208,6 +266,10 @@ export function createPatchService (deps: PatchServiceDeps) {
         m.error += `Patch validation failed for ${id}:\nFile name does not match patch id ${meta.id}\n`
         return
       }
+      if (meta.requires.length > MAX_REQUIRES) {
+        m.error += `Patch validation failed for ${id}:\nPatch ${id} lists ${meta.requires.length} required patches; at most ${MAX_REQUIRES} are allowed\n`
+        return
+      }
       if (known !== undefined) {
         if (!sameContents(known.contents, meta.contents)) {
           m.error += `Contents of ${id} do not match re-imported patch\n`
@@ -230,15 +292,19 @@ export function createPatchService (deps: PatchServiceDeps) {
           return
         }
       }
+      // The header is the identity: a renamed file is caught here even when its name is new.
+      const headerOwners = new Map<string, { patch: string, file: string }>()
+      for (const pf of repos.patches.packageFiles()) headerOwners.set(identityKey(pf), { patch: pf.patchId, file: pf.fileName })
       const identities = new Map<string, PackageIdentity>()
       for (const f of read.software) {
         const family = f.name.endsWith('.rpm') ? 'rpm' : f.name.endsWith('.deb') ? 'deb' : null
         if (family === null) continue
-        const problem = await identify(f.path, family).then((idn) => {
+        const problem = await identify(f.path, f.name, family).then((idn) => {
           identities.set(f.name, idn)
           return null
         }, (err: unknown) => {
           if (err instanceof PackageFileError) return `${f.name} is not a valid ${family} package: ${err.reason}`
+          if (err instanceof PackageRefusal) return err.message
           throw err
         })
         if (problem !== null) {
@@ -246,6 +312,12 @@ export function createPatchService (deps: PatchServiceDeps) {
           return
         }
         const idn = identities.get(f.name) as PackageIdentity
+        const clash = headerOwners.get(identityKey(idn))
+        if (clash !== undefined) {
+          m.error += `Patch validation failed for ${id}:\nPatch ${id} contains ${family} ${f.name}, which is already provided by patch ${clash.patch} (as ${clash.file})\n`
+          return
+        }
+        headerOwners.set(identityKey(idn), { patch: id, file: f.name })
         const older = feedVersionAtLeast(meta.swVersion, idn)
         if (older !== null) {
           m.error += `Patch validation failed for ${id}:\n${family === 'rpm' ? 'RPM' : 'Package'} ${f.name} in patch ${id} must be higher version than original (${older})\n`
@@ -270,10 +342,16 @@ export function createPatchService (deps: PatchServiceDeps) {
     }
   }
 
-  /** Reads a payload's rpm/deb header; the family must match the file name's. */
-  async function identify (file: string, family: 'rpm' | 'deb'): Promise<PackageIdentity> {
+  /**
+   * Reads a payload's rpm/deb header: the family must match the file name's, a source rpm is
+   * refused (hosts cannot install it) and the name must agree with the header.
+   */
+  async function identify (file: string, base: string, family: 'rpm' | 'deb'): Promise<PackageIdentity> {
     const info = await inspectPackageFile(file)
     if (info.family !== family) throw new PackageFileError(file, `it is a ${info.family} package`)
+    if (info.source) throw new PackageRefusal(`${base} is a source rpm, which hosts cannot install (give the binary rpm)`)
+    const mismatch = fileNameMismatch(base, info)
+    if (mismatch !== null) throw new PackageRefusal(`${base}: ${mismatch}`)
     return { family, name: info.name, epoch: info.epoch, version: info.version, release: info.release, arch: info.arch }
   }
 
@@ -286,10 +364,11 @@ export function createPatchService (deps: PatchServiceDeps) {
     return null
   }
 
-  async function importAll (sources: ImportSource[]): Promise<LegacyResult> {
+  async function importAll (sources: ImportSource[], order: 'name' | 'path' = 'name'): Promise<LegacyResult> {
     const m = new Messages()
     const seen = new Set<string>()
-    const list = [...sources].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0).filter((s) => {
+    const key = (s: ImportSource): string => order === 'name' ? s.name : (s.order ?? s.path)
+    const list = [...sources].sort((a, b) => key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0).filter((s) => {
       if (seen.has(s.path)) return false
       seen.add(s.path)
       return true
@@ -688,20 +767,17 @@ export function createPatchService (deps: PatchServiceDeps) {
     importFiles: (caller: Caller, sources: ImportSource[]) =>
       mutate(caller, 'upload', sources.map((s) => path.basename(s.name)).join(' '), {}, async () => await importAll(sources)),
 
-    /** upload_dir: every regular `<dir>/*.patch` of the given controller folders, sorted. */
+    /**
+     * upload_dir: every regular `<dir>/*.patch` of the given controller folders, imported in the
+     * order of their full paths (as legacy sorts them). Only folders at or below one of
+     * MPATCH_UPLOAD_DIRS are read, compared after realpath so symlinks and `..` cannot leave them.
+     */
     importDirs: (caller: Caller, dirs: string[]) =>
       mutate(caller, 'upload_dir', dirs.join(' '), {}, async (): Promise<LegacyResult | ErrorOnly> => {
-        const sources: ImportSource[] = []
-        for (const dir of dirs) {
-          const entries = await readdir(dir).catch(() => [] as string[])
-          for (const e of entries.sort()) {
-            if (!e.endsWith('.patch')) continue
-            const full = path.join(dir, e)
-            if ((await stat(full).catch(() => null))?.isFile() === true) sources.push({ path: full, name: e })
-          }
-        }
-        if (sources.length === 0) return { error: 'No patches found' }
-        return await importAll(sources)
+        const found = await findUploadDirPatches(config.uploadDirs, dirs)
+        if ('refused' in found) return { info: '', warning: '', error: found.refused }
+        if (found.sources.length === 0) return { error: 'No patches found' }
+        return await importAll(found.sources, 'path')
       }),
 
     /** Installing guard hook for the host service. */

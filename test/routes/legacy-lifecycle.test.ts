@@ -227,7 +227,7 @@ describe('upload (spec 4.6)', () => {
   })
 
   it('imports every *.patch of the given folders in sorted order (upload_dir)', async () => {
-    const { app } = await newApp()
+    const { app } = await buildTestApp({ config: { MPATCH_TRUST_DIR: keys.trustDir, MPATCH_UPLOAD_DIRS: work } })
     const dir = path.join(work, 'updir')
     await mkdir(dir, { recursive: true })
     for (const id of ['P2', 'P1']) await copyFile(patch[id], path.join(dir, `${id}.patch`))
