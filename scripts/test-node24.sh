@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole suite (`npm test`) again on Node 24, the Active LTS, next to the machine's Node.
-# Node 24 comes from the npm registry's `node@24` package (binary and headers), kept in .cache/node24.
+# Node 24 comes from the npm registry's `node` package (binary and headers), kept in .cache/node24.
+# It is pinned to 24.18.1: from 24.19.0 Node's node::ObjectWrap registers environment cleanup hooks
+# whose removal aborts the process ("RemoveEnvironmentCleanupHook ... (env) != nullptr") when V8
+# finalizes a wrapped object outside a context, and better-sqlite3 12 (the last major that runs on
+# Node 20) wraps every Statement that way: the controller dies at its first idle GC (nodejs/node#65446).
 # better-sqlite3 is a native addon: it is built for Node 24 from those headers (offline, no
 # download) once and cached; the machine's own build is put back on exit so the checkout keeps working.
 set -euo pipefail
@@ -9,9 +13,10 @@ root=$PWD
 dir=${MPATCH_NODE24_DIR:-$root/.cache/node24}
 pkg=$dir/node_modules/node
 
-if [[ ! -x $pkg/bin/node ]] || [[ $("$pkg/bin/node" -p 'process.versions.node.split(".")[0]') != 24 ]]; then
-  echo "test-node24: installing node@24 into $dir" >&2
-  npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error node@24 >/dev/null
+version=${MPATCH_NODE24_VERSION:-24.18.1}
+if [[ ! -x $pkg/bin/node ]] || [[ $("$pkg/bin/node" -p 'process.versions.node') != "$version" ]]; then
+  echo "test-node24: installing node@$version into $dir" >&2
+  npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "node@$version" >/dev/null
 fi
 node24=$pkg/bin/node
 headers=$pkg/node_modules/node-linux-$("$node24" -p 'process.arch')
@@ -21,7 +26,7 @@ headers=$pkg/node_modules/node-linux-$("$node24" -p 'process.arch')
 
 addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
 sqlite_version=$(node -p 'require("better-sqlite3/package.json").version')
-cached=$dir/better_sqlite3-$sqlite_version-abi$("$node24" -p 'process.versions.modules').node
+cached=$dir/better_sqlite3-$sqlite_version-node$version.node
 saved=$dir/better_sqlite3-default.node
 cp "$addon" "$saved"
 trap 'cp "$saved" "$addon"' EXIT
