@@ -1,4 +1,4 @@
-/** Repository of hosts, their installed packages and the interim sets. */
+/** Repository of hosts, their installed packages, the packages patches added to them and the interim sets. */
 import type { Db } from './open.js'
 
 export type AgentState = 'idle' | 'installing' | 'install-failed' | 'install-rejected'
@@ -89,6 +89,9 @@ export function createHostsRepo (db: Db) {
   const interimPut = db.prepare(`INSERT INTO patch_interim (patch_id, since) VALUES (?, ?)
     ON CONFLICT (patch_id) DO UPDATE SET since = excluded.since`)
   const interimDelete = db.prepare('DELETE FROM patch_interim WHERE patch_id = ?')
+  const introducedAll = db.prepare('SELECT hostname, name, arch FROM host_introduced')
+  const introducedPut = db.prepare('INSERT INTO host_introduced (hostname, name, arch) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
+  const introducedDelete = db.prepare('DELETE FROM host_introduced WHERE hostname = ? AND name = ? AND arch = ?')
   return {
     all: (): HostRecord[] => (all.all() as Row[]).map(toHost),
     get: (hostname: string): HostRecord | undefined => {
@@ -141,7 +144,23 @@ export function createHostsRepo (db: Db) {
     setInterim (patchIds: readonly string[], since: string): void {
       for (const p of patchIds) interimPut.run(p, since)
     },
-    clearInterim (patchId: string): void { interimDelete.run(patchId) }
+    clearInterim (patchId: string): void { interimDelete.run(patchId) },
+    /** Every host's packages known to have come with a patch, by host. */
+    introduced (): Map<string, Array<{ name: string, arch: string }>> {
+      const out = new Map<string, Array<{ name: string, arch: string }>>()
+      for (const r of introducedAll.iterate() as IterableIterator<{ hostname: string, name: string, arch: string }>) {
+        const list = out.get(r.hostname) ?? []
+        list.push({ name: r.name, arch: r.arch })
+        out.set(r.hostname, list)
+      }
+      return out
+    },
+    addIntroduced (hostname: string, pkgs: ReadonlyArray<{ name: string, arch: string }>): void {
+      for (const p of pkgs) introducedPut.run(hostname, p.name, p.arch)
+    },
+    dropIntroduced (hostname: string, pkgs: ReadonlyArray<{ name: string, arch: string }>): void {
+      for (const p of pkgs) introducedDelete.run(hostname, p.name, p.arch)
+    }
   }
 }
 

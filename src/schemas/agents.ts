@@ -58,6 +58,14 @@ export const CommandsAnswer = Type.Object({
   }))
 })
 
+/** design.md section 5: a package the controller leaves as it is, and why. */
+export const HeldPackage = Type.Object({
+  name: Type.String(),
+  arch: Type.String(),
+  installed: Type.String({ description: 'Installed [epoch:]version[-release]' }),
+  reason: Type.String({ description: 'Why it stays, e.g. no older version to go back to' })
+}, { description: 'A held package' })
+
 export const PlanAnswer = Type.Object({
   current: Type.Boolean({ description: 'Nothing to do' }),
   installId: Type.Union([Type.Integer(), Type.Null()], { description: 'Open install request, if any' }),
@@ -70,7 +78,8 @@ export const PlanAnswer = Type.Object({
     size: Type.Integer({ description: 'Bytes' }),
     url: Type.String({ description: 'Where to download it, relative to the controller' })
   }), { description: 'Package files to install, upgrade or downgrade to' }),
-  remove: Type.Array(Type.String(), { description: 'Package names to remove' })
+  remove: Type.Array(Type.String(), { description: 'Package names to remove (name.arch / name:arch when installed for several architectures)' }),
+  held: Type.Optional(Type.Array(HeldPackage, { description: 'Packages left as they are, with why' }))
 })
 
 export const InstallIdParams = Type.Object({
@@ -133,6 +142,7 @@ export const Host = Type.Object({
   installed: Type.Record(Type.String(), Type.String(), { description: 'Packages needing a change: installed version@arch' }),
   toRemove: Type.Array(Type.String()),
   missingPkgs: Type.Array(Type.String()),
+  held: Type.Optional(Type.Array(HeldPackage)),
   firstSeenAt: Timestamp,
   lastReportAt: Timestamp
 }, { description: 'A host' })

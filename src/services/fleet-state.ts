@@ -30,11 +30,12 @@ export interface PatchFacts {
 }
 
 /**
- * A host's installed packages by name (the highest version of each that fits the host's
- * architecture) as `evr\0arch`. Names and values are interned: a fleet mostly runs the same
+ * A host's installed packages by name: per architecture the highest version installed, as
+ * `evr\0arch` (one string for a name installed for one architecture, the common case; an array
+ * sorted by architecture otherwise). Names and values are interned: a fleet mostly runs the same
  * packages, so 2,000 indexes share one copy of each string.
  */
-export type InventoryIndex = ReadonlyMap<string, string>
+export type InventoryIndex = ReadonlyMap<string, string | readonly string[]>
 
 const pool = new Map<string, string>()
 function intern (s: string): string {
@@ -50,21 +51,62 @@ export function splitEntry (v: string): { evr: string, arch: string } {
   return { evr: v.slice(0, i), arch: v.slice(i + 1) }
 }
 
+/** The `evr\0arch` entries of one name in an index (one per architecture). */
+export function entriesOf (v: string | readonly string[] | undefined): readonly string[] {
+  return v === undefined ? [] : typeof v === 'string' ? [v] : v
+}
+
 export interface HostFacts {
   host: HostRecord
   index: InventoryIndex
+  /** `name\0arch` of packages a patch is known to have added on this host (removable on revert). */
+  introduced?: ReadonlySet<string>
 }
 
 /** Indexes an inventory once per report, so each state computation walks strings, not objects. */
 export function indexInventory (family: Family | null, hostArch: string, packages: readonly HostPackage[]): InventoryIndex {
-  const out = new Map<string, string>()
-  if (family === null) return out
+  const byName = new Map<string, Map<string, string>>()
+  if (family === null) return new Map()
   const cmp = compareBy[family]
   for (const p of packages) {
     if (!archFits(family, hostArch, p.arch)) continue
     const evr = evrOf(p)
-    const prev = out.get(p.name)
-    if (prev === undefined || cmp(evr, splitEntry(prev).evr) > 0) out.set(intern(p.name), intern(`${evr}\0${p.arch}`))
+    let arches = byName.get(p.name)
+    if (arches === undefined) byName.set(p.name, arches = new Map())
+    const prev = arches.get(p.arch)
+    if (prev === undefined || cmp(evr, prev) > 0) arches.set(p.arch, evr)
+  }
+  const out = new Map<string, string | readonly string[]>()
+  for (const [name, arches] of byName) {
+    const entries = [...arches].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([arch, evr]) => intern(`${evr}\0${arch}`))
+    out.set(intern(name), entries.length === 1 ? entries[0] : entries)
+  }
+  return out
+}
+
+/** Install-only packages (kernels): several versions side by side are normal, not duplicates. */
+const INSTALL_ONLY = /^(?:kernel(?:-.+)?|linux-(?:image|headers|modules)(?:-.+)?)$/
+
+/**
+ * Names installed more than once for one architecture (legacy `duplicated_pkgs`):
+ * `{name: {arch: ["evr@arch", ...]}}`, install-only kernels excepted.
+ */
+export function duplicatesOf (family: Family | null, packages: readonly HostPackage[]): Record<string, Record<string, string[]>> {
+  if (family === null) return {}
+  const seen = new Map<string, string[]>()
+  for (const p of packages) {
+    if (INSTALL_ONLY.test(p.name)) continue
+    const k = `${p.name}\0${p.arch}`
+    const list = seen.get(k)
+    const v = `${evrOf(p)}@${p.arch}`
+    if (list === undefined) seen.set(k, [v])
+    else list.push(v)
+  }
+  const out: Record<string, Record<string, string[]>> = {}
+  for (const [k, list] of seen) {
+    if (list.length < 2) continue
+    const { evr: name, arch } = splitEntry(k)
+    ;(out[name] ??= {})[arch] = list.sort()
   }
   return out
 }
@@ -79,6 +121,19 @@ export interface PlanFile {
   size: number
 }
 
+/** A package the rule leaves as it is although its patch is gone: nothing it could go back to. */
+export interface HeldPackage {
+  name: string
+  arch: string
+  /** Installed `[epoch:]version-release`. */
+  installed: string
+  reason: string
+  /** The Available patch carrying the installed version, when one does (the `remove` warning names it). */
+  patchId: string | null
+}
+
+export const NO_OLDER_VERSION = 'no older version to go back to'
+
 export interface HostAnalysis {
   /** The package family the rule used, or null for hosts it does not manage (swupd, ostree). */
   family: Family | null
@@ -87,20 +142,24 @@ export interface HostAnalysis {
   installed: Record<string, string>
   toRemove: string[]
   missing: string[]
+  /** Packages left as they are, with why (design.md section 5, "Keys and safety"). */
+  held: HeldPackage[]
   plan: { install: PlanFile[], remove: string[] }
   /** Patches this host shows as Partial-Apply / Partial-Remove. */
   findings: Map<string, 'Partial-Apply' | 'Partial-Remove'>
-  /** What each package name needing a change contributes (the fields above are built from it). */
+  /** What each package name needing a change or held contributes (the fields above are built from it). */
   byName: ReadonlyMap<string, NameResult>
 }
 
-/** One package name's part of a host's work. */
+/** One package name's part of a host's work, over the architectures it is installed for. */
 export interface NameResult {
-  /** Installed `evr@arch` when the name needs a change on the host. */
+  /** Installed `evr@arch` (the first architecture needing a change) when the name needs one. */
   installed?: string
-  install?: PlanFile
-  remove?: boolean
+  install?: PlanFile[]
+  /** Removal arguments: the name, or `name.arch` / `name:arch` when installed for several arches. */
+  remove?: string[]
   missing?: boolean
+  held?: HeldPackage[]
   findings: Array<[string, 'Partial-Apply' | 'Partial-Remove']>
 }
 
@@ -124,25 +183,45 @@ export function familyOfDriver (driver: string): Family | null {
 }
 
 const DEB_ARCH: Record<string, string> = { x86_64: 'amd64', aarch64: 'arm64', i686: 'i386', armv7l: 'armhf', ppc64le: 'ppc64el', s390x: 's390x' }
+/** Debian multi-arch: the foreign architecture a native one also runs. */
+const DEB_FOREIGN: Record<string, string> = { amd64: 'i386', arm64: 'armhf' }
+
+/** The architecture-independent marks: such packages match any architecture. */
+const anyArch = (arch: string): boolean => arch === 'noarch' || arch === 'all'
+
+/** A host's own package architecture (what a package it lacks is installed for). */
+function nativeArch (family: Family, hostArch: string): string {
+  return family === 'rpm' ? hostArch : (DEB_ARCH[hostArch] ?? hostArch)
+}
 
 /** Whether a package of `pkgArch` installs on a host of `hostArch` (uname style) in `family`. */
 export function archFits (family: Family, hostArch: string, pkgArch: string): boolean {
   if (family === 'rpm') return pkgArch === 'noarch' || pkgArch === hostArch || (hostArch === 'x86_64' && /^i[3-6]86$/.test(pkgArch))
-  return pkgArch === 'all' || pkgArch === (DEB_ARCH[hostArch] ?? hostArch)
+  const native = nativeArch(family, hostArch)
+  return pkgArch === 'all' || pkgArch === native || pkgArch === DEB_FOREIGN[native]
 }
 
 interface Candidate { evr: string, pkg: SourcePackage, repostate: Repostate | null, /** `evr\0arch`, as in an InventoryIndex */ key: string }
 
+interface ArchView {
+  /** The known versions an installed copy of this arch compares with (its arch, or noarch/all). */
+  all: Candidate[]
+  /** The version it should run: highest among the feed and Applied/Committed patches, or null. */
+  desired: Candidate | null
+}
+
 interface NameView {
   /** Every known version of the name, with where it comes from. */
   all: Candidate[]
-  /** The version hosts should run: highest among the feed and Applied/Committed patches, or null. */
-  desired: Candidate | null
+  /** Per installed architecture, built on first use and shared by the group's hosts. */
+  byArch: Map<string, ArchView>
 }
 
 /** Everything hosts of one (release, family, arch) share: computed once per group, not per host. */
 export interface GroupView {
   family: Family
+  /** The package architecture a package the host lacks is installed for. */
+  native: string
   names: Map<string, NameView>
   /** package name → Applied/Committed patches listing it under a personality type, by type. */
   personality: Map<string, Array<{ patchId: string, types: Set<string> }>>
@@ -150,9 +229,28 @@ export interface GroupView {
   cmpCache: Map<string, Map<string, number>>
 }
 
+/** Highest version wins; at equal versions prefer a downloadable file, then the feed's. */
+function better (cmp: (a: string, b: string) => number, c: Candidate, d: Candidate | null): boolean {
+  if (d === null) return true
+  const order = cmp(c.evr, d.evr)
+  return order > 0 || (order === 0 && ((!d.pkg.available && c.pkg.available) || (c.pkg.patchId === null && d.pkg.patchId !== null)))
+}
+
+/** The versions an installed copy of `arch` compares with: its own arch's and the arch-independent ones. */
+function archView (group: GroupView, view: NameView, arch: string): ArchView {
+  let v = view.byArch.get(arch)
+  if (v !== undefined) return v
+  const cmp = compareBy[group.family]
+  const all = anyArch(arch) ? view.all : view.all.filter((c) => c.pkg.arch === arch || anyArch(c.pkg.arch))
+  let desired: Candidate | null = null
+  for (const c of all) if (c.repostate !== 'Available' && better(cmp, c, desired)) desired = c
+  v = { all, desired }
+  view.byArch.set(arch, v)
+  return v
+}
+
 /** The shared view of hosts of one (release, family, arch); build once per catalogue change. */
 export function buildGroup (family: Family, swVersion: string, arch: string, sources: readonly SourcePackage[], patches: ReadonlyMap<string, PatchFacts>): GroupView {
-  const cmp = compareBy[family]
   const names = new Map<string, NameView>()
   for (const s of sources) {
     if (s.family !== family || !archFits(family, arch, s.arch)) continue
@@ -163,18 +261,9 @@ export function buildGroup (family: Family, swVersion: string, arch: string, sou
       repostate = p.repostate
     }
     const evr = evrOf(s)
-    const c: Candidate = { evr, pkg: s, repostate, key: `${evr}\0${s.arch}` }
     let view = names.get(s.name)
-    if (view === undefined) {
-      view = { all: [], desired: null }
-      names.set(s.name, view)
-    }
-    view.all.push(c)
-    if (repostate === 'Available') continue
-    // Highest version wins; at equal versions prefer a downloadable file, then the feed's.
-    const d = view.desired
-    const order = d === null ? 1 : cmp(c.evr, d.evr)
-    if (order > 0 || (order === 0 && d !== null && ((!d.pkg.available && c.pkg.available) || (c.pkg.patchId === null && d.pkg.patchId !== null)))) view.desired = c
+    if (view === undefined) names.set(s.name, view = { all: [], byArch: new Map() })
+    view.all.push({ evr, pkg: s, repostate, key: `${evr}\0${s.arch}` })
   }
   const personality = new Map<string, Array<{ patchId: string, types: Set<string> }>>()
   for (const p of patches.values()) {
@@ -192,7 +281,7 @@ export function buildGroup (family: Family, swVersion: string, arch: string, sou
       }
     }
   }
-  return { family, names, personality, cmpCache: new Map() }
+  return { family, native: nativeArch(family, arch), names, personality, cmpCache: new Map() }
 }
 
 /** The personality types a host belongs to: each subfunction, and all of them joined with `-` (legacy key). */
@@ -220,40 +309,78 @@ function cached (group: GroupView, a: string, b: string): number {
   return order
 }
 
-/** One name's result on a host, or null when the host needs nothing for it. */
+/** The highest Available patch version at or below what the host runs: the patch the host still carries. */
+function carriedBy (group: GroupView, v: ArchView, evr: string): Candidate | null {
+  let best: Candidate | null = null
+  for (const c of v.all) {
+    if (c.repostate !== 'Available' || cached(group, evr, c.evr) < 0) continue
+    if (best === null || cached(group, c.evr, best.evr) > 0) best = c
+  }
+  return best
+}
+
+/**
+ * One installed (name, arch) on a host: what it needs, into `r`. Returns whether it needs a change.
+ * Removal and downgrade are planned only when safe (design.md section 5, "Keys and safety").
+ */
+function analyzeEntry (h: HostFacts, group: GroupView, view: NameView, name: string, entry: string, multi: boolean, r: NameResult): boolean {
+  const v = archView(group, view, splitEntry(entry).arch)
+  const desired = v.desired
+  // Most hosts run exactly the desired version: equal strings need no comparison.
+  if (desired !== null && entry === desired.key) return false
+  const inst = splitEntry(entry)
+  let order = 0
+  if (desired !== null) {
+    order = cached(group, inst.evr, desired.evr)
+    if (order === 0) return false
+  }
+  const hold = (): false => {
+    const carrier = carriedBy(group, v, inst.evr)
+    ;(r.held ??= []).push({ name, arch: inst.arch, installed: inst.evr, reason: NO_OLDER_VERSION, patchId: carrier?.pkg.patchId ?? null })
+    return false
+  }
+  if (desired === null) {
+    // Nothing provides it any more. Only a package a patch put on this host may go; a base
+    // package the controller has no file for stays, and one no patch on it ever touched is not ours.
+    if (h.introduced?.has(`${name}\0${inst.arch}`) !== true) return carriedBy(group, v, inst.evr) === null ? false : hold()
+    ;(r.remove ??= []).push(multi ? `${name}${group.family === 'rpm' ? '.' : ':'}${inst.arch}` : name)
+  } else {
+    // A downgrade needs the older file at hand (a committed patch's freed payload is not).
+    if (order > 0 && !desired.pkg.available) return hold()
+    ;(r.install ??= []).push(planFile(desired))
+  }
+  r.installed ??= `${inst.evr}@${inst.arch}`
+  // Legacy rule for a package that needs a change: an Applied patch with a higher version than
+  // the host runs is not there yet; an Available patch at or below what the host runs is still there.
+  for (const c of v.all) {
+    if (c.pkg.patchId === null) continue
+    if (c.repostate === 'Applied' && cached(group, inst.evr, c.evr) < 0) r.findings.push([c.pkg.patchId, 'Partial-Apply'])
+    else if (c.repostate === 'Available' && cached(group, inst.evr, c.evr) >= 0) r.findings.push([c.pkg.patchId, 'Partial-Remove'])
+  }
+  return true
+}
+
+/** One name's result on a host, or null when the host needs nothing for it and holds nothing. */
 function analyzeName (h: HostFacts, group: GroupView, name: string, types: () => Set<string>): NameResult | null {
   const view = group.names.get(name)
-  const entry = h.index.get(name)
-  if (entry !== undefined) {
+  const value = h.index.get(name)
+  if (value !== undefined) {
     if (view === undefined) return null
-    const desired = view.desired
-    // Most hosts run exactly the desired version: equal strings need no comparison.
-    if (desired !== null && entry === desired.key) return null
-    const inst = splitEntry(entry)
-    const r: NameResult = { installed: `${inst.evr}@${inst.arch}`, findings: [] }
-    if (desired !== null) {
-      if (cached(group, inst.evr, desired.evr) === 0) return null
-      r.install = planFile(desired)
-    } else {
-      // Nothing provides it any more: only Available patches carry it.
-      r.remove = true
-    }
-    // Legacy rule for a package that needs a change: an Applied patch with a higher version than
-    // the host runs is not there yet; an Available patch at or below what the host runs is still there.
-    for (const c of view.all) {
-      if (c.pkg.patchId === null) continue
-      if (c.repostate === 'Applied' && cached(group, inst.evr, c.evr) < 0) r.findings.push([c.pkg.patchId, 'Partial-Apply'])
-      else if (c.repostate === 'Available' && cached(group, inst.evr, c.evr) >= 0) r.findings.push([c.pkg.patchId, 'Partial-Remove'])
-    }
-    return r
+    const r: NameResult = { findings: [] }
+    let any = false
+    if (typeof value === 'string') any = analyzeEntry(h, group, view, name, value, false, r)
+    else for (const e of value) any = analyzeEntry(h, group, view, name, e, true, r) || any
+    return any || r.held !== undefined ? r : null
   }
   const entries = group.personality.get(name)
-  const desired = view?.desired ?? null
-  if (entries === undefined || desired === null) return null
+  if (entries === undefined || view === undefined) return null
+  // A package the host lacks is installed for its own architecture (or an arch-independent one).
+  const desired = archView(group, view, group.native).desired
+  if (desired === null) return null
   const t = types()
   const wanting = entries.filter((e) => [...e.types].some((x) => t.has(x)))
   if (wanting.length === 0) return null
-  return { missing: true, install: planFile(desired), findings: wanting.map((e) => [e.patchId, 'Partial-Apply']) }
+  return { missing: true, install: [planFile(desired)], findings: wanting.map((e) => [e.patchId, 'Partial-Apply']) }
 }
 
 /**
@@ -261,33 +388,42 @@ function analyzeName (h: HostFacts, group: GroupView, name: string, types: () =>
  * (query_hosts, plans): recomputing states after a change needs only `current` and `findings`.
  */
 function aggregate (family: Family, byName: ReadonlyMap<string, NameResult>): HostAnalysis {
-  type View = Pick<HostAnalysis, 'installed' | 'toRemove' | 'missing' | 'plan'>
+  type View = Pick<HostAnalysis, 'installed' | 'toRemove' | 'missing' | 'held' | 'plan'>
   let view: View | undefined
   let findings: Map<string, 'Partial-Apply' | 'Partial-Remove'> | undefined
   const build = (): View => {
     if (view !== undefined) return view
-    const v: View = { installed: {}, toRemove: [], missing: [], plan: { install: [], remove: [] } }
+    const v: View = { installed: {}, toRemove: [], missing: [], held: [], plan: { install: [], remove: [] } }
     for (const name of [...byName.keys()].sort()) {
       const r = byName.get(name) as NameResult
       if (r.installed !== undefined) v.installed[name] = r.installed
-      if (r.install !== undefined) v.plan.install.push(r.install)
-      if (r.remove === true) {
-        v.toRemove.push(name)
-        v.plan.remove.push(name)
+      if (r.install !== undefined) v.plan.install.push(...r.install)
+      if (r.remove !== undefined) {
+        v.toRemove.push(...r.remove)
+        v.plan.remove.push(...r.remove)
       }
       if (r.missing === true) v.missing.push(name)
+      if (r.held !== undefined) v.held.push(...r.held)
     }
     view = v
     return v
   }
+  let current = true
+  // A held package is no work to do: only the other results make the host not current.
+  for (const r of byName.values()) {
+    if (r.installed !== undefined || r.missing === true) {
+      current = false
+      break
+    }
+  }
   return {
     family,
     byName,
-    // Every per-name result is a change to make: none means the host is current.
-    current: byName.size === 0,
+    current,
     get installed () { return build().installed },
     get toRemove () { return build().toRemove },
     get missing () { return build().missing },
+    get held () { return build().held },
     get plan () { return build().plan },
     get findings () {
       if (findings === undefined) {
@@ -336,7 +472,7 @@ export function reanalyzeHost (h: HostFacts, group: GroupView, prev: HostAnalysi
   return aggregate(group.family, byName)
 }
 
-export const UNMANAGED: HostAnalysis = { family: null, current: true, installed: {}, toRemove: [], missing: [], plan: { install: [], remove: [] }, findings: new Map(), byName: new Map() }
+export const UNMANAGED: HostAnalysis = { family: null, current: true, installed: {}, toRemove: [], missing: [], held: [], plan: { install: [], remove: [] }, findings: new Map(), byName: new Map() }
 
 /**
  * Computes the whole fleet state. `interim` lists (patch, host) pairs still waiting for the host

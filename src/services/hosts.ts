@@ -12,8 +12,9 @@ import type { AgentState, HostPackage, HostRecord } from '../db/hosts.js'
 import type { InstallRecord } from '../db/installs.js'
 import type { Caller, LegacyResult, PatchService } from './patches.js'
 import {
-  allowsInServicePatching, analyzeHost, buildGroup, evrOf, familyOfDriver, indexInventory, reanalyzeHost, UNMANAGED,
-  type GroupView, type HostAnalysis, type InventoryIndex, type PatchFacts, type PlanFile, type SourcePackage
+  allowsInServicePatching, analyzeHost, buildGroup, duplicatesOf, evrOf, familyOfDriver, indexInventory, reanalyzeHost,
+  splitEntry, UNMANAGED, type GroupView, type HeldPackage, type HostAnalysis, type InventoryIndex, type PatchFacts, type PlanFile,
+  type SourcePackage
 } from './fleet-state.js'
 
 /** An agent report and an install outcome, as the agent API schemas define them. */
@@ -27,7 +28,12 @@ export interface HostPlan {
   installId: number | null
   install: Array<PlanFile & { url: string }>
   remove: string[]
+  /** Packages left as they are, with why (no older version to go back to). */
+  held: Array<Omit<HeldPackage, 'patchId'>>
 }
+
+/** A held package on a host, for the `remove` answer's warnings. */
+export interface HostHeld extends HeldPackage { hostname: string }
 
 /** The legacy `query_hosts` entry (spec 5.1) plus os, driver and arch. */
 export interface LegacyHost {
@@ -79,7 +85,15 @@ export function createHostService (deps: HostServiceDeps) {
   const hosts = new Map<string, HostRecord>()
   // Which hosts have reported an inventory (their packages live in the database and, indexed, in `indexes`).
   const hasInventory = new Set<string>()
-  const indexes = new Map<string, { key: string, index: InventoryIndex }>()
+  const indexes = new Map<string, { key: string, index: InventoryIndex, duplicates: Record<string, Record<string, string[]>> }>()
+  // Per host, `name\0arch` of packages a patch is known to have added there (mirrored from host_introduced).
+  const introduced = new Map<string, Set<string>>()
+  // When each host's inventory was last known current (ms; a report with it or with its hash), the
+  // gap between its last two reports (its report interval), and the hosts asked for a full
+  // inventory that have not sent it yet: what stale_details is made of.
+  const inventoryAt = new Map<string, number>()
+  const reportGap = new Map<string, number>()
+  const askedInventory = new Set<string>()
   // Patch → when its last apply/remove happened (ms); hosts whose last report is older are pending for it.
   const interimSince = new Map<string, number>()
   const hostGen = new Map<string, number>()
@@ -109,11 +123,19 @@ export function createHostService (deps: HostServiceDeps) {
     openInstalls.clear()
     for (const i of repos.installs.open()) openInstalls.set(i.hostname, i)
     for (const h of repos.hosts.all()) hosts.set(h.hostname, h)
+    introduced.clear()
+    inventoryAt.clear()
+    reportGap.clear()
+    askedInventory.clear()
     for (const [name, pkgs] of repos.hosts.allPackages()) {
       hasInventory.add(name)
       const h = hosts.get(name)
-      if (h !== undefined) indexes.set(name, { key: '0', index: indexInventory(familyOfDriver(h.driver), h.arch, pkgs) })
+      if (h !== undefined) {
+        indexes.set(name, indexEntry(h, '0', pkgs))
+        inventoryAt.set(name, reportMs(h))
+      }
     }
+    for (const [name, pkgs] of repos.hosts.introduced()) introduced.set(name, new Set(pkgs.map((p) => `${p.name}\0${p.arch}`)))
     for (const { patchId, since } of repos.hosts.interim()) interimSince.set(patchId, Date.parse(since))
   }
 
@@ -133,15 +155,59 @@ export function createHostService (deps: HostServiceDeps) {
     lastReportDirty.clear()
   }
 
+  function indexEntry (h: HostRecord, key: string, pkgs: readonly HostPackage[]): { key: string, index: InventoryIndex, duplicates: Record<string, Record<string, string[]>> } {
+    const family = familyOfDriver(h.driver)
+    return { key, index: indexInventory(family, h.arch, pkgs), duplicates: duplicatesOf(family, pkgs) }
+  }
+
   // Inventory indexes, rebuilt when a host's inventory, architecture or driver changes.
-  function indexOf (h: HostRecord): InventoryIndex {
+  function indexedOf (h: HostRecord): { index: InventoryIndex, duplicates: Record<string, Record<string, string[]>> } {
     const key = `${hostGen.get(h.hostname) ?? 0}`
     const cached = indexes.get(h.hostname)
-    if (cached !== undefined && cached.key === key) return cached.index
+    if (cached !== undefined && cached.key === key) return cached
     // Only when the driver or architecture changed without a new inventory: read it back.
-    const index = indexInventory(familyOfDriver(h.driver), h.arch, repos.hosts.packages(h.hostname))
-    indexes.set(h.hostname, { key, index })
-    return index
+    const e = indexEntry(h, key, repos.hosts.packages(h.hostname))
+    indexes.set(h.hostname, e)
+    return e
+  }
+
+  /**
+   * Records which packages a patch added on a host, from an inventory change: those an install
+   * reported as newly installed (`from: null`) and those that were the host's missing_pkgs before;
+   * forgets those no longer installed (`pkgs`, the new inventory; null when the result brought none).
+   * Runs inside the caller's transaction; returns whether the facts changed.
+   */
+  function noteIntroduced (hostname: string, before: HostAnalysis | null, changes: ReadonlyArray<{ name: string, arch: string, from: string | null, to: string | null }>, pkgs: readonly HostPackage[] | null): boolean {
+    const have = pkgs === null ? null : new Set(pkgs.map((p) => `${p.name}\0${p.arch}`))
+    const set = introduced.get(hostname) ?? new Set<string>()
+    const add: Array<{ name: string, arch: string }> = []
+    const put = (name: string, arch: string): void => {
+      const k = `${name}\0${arch}`
+      if (set.has(k) || (have !== null && !have.has(k))) return
+      set.add(k)
+      add.push({ name, arch })
+    }
+    // The request schema's type coercion turns a JSON null `from` into '' (both mean: was not installed).
+    for (const c of changes) if ((c.from === null || c.from === '') && c.to !== null && c.to !== '') put(c.name, c.arch)
+    if (before !== null && pkgs !== null) {
+      const wanted = new Set(before.missing)
+      for (const f of before.plan.install) if (wanted.has(f.name)) for (const p of pkgs) if (p.name === f.name) put(p.name, p.arch)
+    }
+    const gone = have === null ? [] : [...set].filter((k) => !have.has(k)).map((k) => splitEntry(k)).map(({ evr: name, arch }) => ({ name, arch }))
+    for (const g of gone) set.delete(`${g.name}\0${g.arch}`)
+    if (add.length > 0) repos.hosts.addIntroduced(hostname, add)
+    if (gone.length > 0) repos.hosts.dropIntroduced(hostname, gone)
+    if (set.size > 0) introduced.set(hostname, set)
+    else introduced.delete(hostname)
+    return add.length > 0 || gone.length > 0
+  }
+
+  /** stale_details: the inventory lags the reports by over two report intervals, or a full one was asked for and has not come. */
+  function staleOf (h: HostRecord): boolean {
+    if (askedInventory.has(h.hostname)) return true
+    const at = inventoryAt.get(h.hostname)
+    const gap = reportGap.get(h.hostname)
+    return at !== undefined && gap !== undefined && reportMs(h) - at > 2 * gap
   }
 
   function catalogKey (): string {
@@ -225,7 +291,7 @@ export function createHostService (deps: HostServiceDeps) {
       group = buildGroup(family, h.swVersion, h.arch, sources, patchFacts)
       groups.set(gkey, group)
     }
-    const facts = { host: h, index: indexOf(h) }
+    const facts = { host: h, index: indexedOf(h).index, introduced: introduced.get(h.hostname) }
     const names = cached !== undefined && cached.hostGen === hg ? changedSince(cached.sourcesKey) : null
     const analysis = names !== null && cached !== undefined ? reanalyzeHost(facts, group, cached.analysis, names) : analyzeHost(facts, group)
     analyses.set(h.hostname, { key, sourcesKey, hostGen: hg, analysis })
@@ -241,7 +307,9 @@ export function createHostService (deps: HostServiceDeps) {
     const oldest = oldestReport()
     const interimPatches = new Set<string>()
     for (const [id, since] of interimSince) if (since >= oldest) interimPatches.add(id)
-    return { hostCount: hosts.size, interim: interimPatches, hostFindings: findings }
+    // Held packages are listed only when asked (the `remove` answer's warnings).
+    const held = (): HostHeld[] => [...hosts.values()].flatMap((h) => analysisOf(h).held.map((x) => ({ ...x, hostname: h.hostname })))
+    return { hostCount: hosts.size, interim: interimPatches, hostFindings: findings, held }
   }
 
   const reportMs = (h: HostRecord): number => Date.parse(h.lastReportAt)
@@ -307,6 +375,10 @@ export function createHostService (deps: HostServiceDeps) {
     viewVersion++
     hosts.delete(hostname)
     hasInventory.delete(hostname)
+    introduced.delete(hostname)
+    inventoryAt.delete(hostname)
+    reportGap.delete(hostname)
+    askedInventory.delete(hostname)
     analyses.delete(hostname)
     fragments.delete(hostname)
     indexes.delete(hostname)
@@ -350,7 +422,7 @@ export function createHostService (deps: HostServiceDeps) {
   const SECS = '"secs_since_ack":-1'
   function fragmentOf (h: HostRecord, allow: boolean, maxInterim: number): { pre: string, post: string } {
     analysisOf(h)
-    const key = `${analyses.get(h.hostname)?.key ?? ''}|${h.state}|${String(h.patchFailed)}|${String(h.requiresReboot)}|${h.ip}|` +
+    const key = `${analyses.get(h.hostname)?.key ?? ''}|${String(staleOf(h))}|${h.state}|${String(h.patchFailed)}|${String(h.requiresReboot)}|${h.ip}|` +
       `${openInstalls.get(h.hostname)?.status ?? ''}|${String(reportMs(h) <= maxInterim)}|${String(allow)}|${h.nodetype ?? ''}|` +
       `${h.swVersion}|${h.subfunctions.join(',')}|${h.os.id}|${h.os.versionId}|${h.driver}|${h.arch}`
     const cached = fragments.get(h.hostname)
@@ -371,11 +443,11 @@ export function createHostService (deps: HostServiceDeps) {
       patch_current: a.current,
       secs_since_ack: Math.max(0, Math.floor((now() - Date.parse(h.lastReportAt)) / 1000)),
       patch_failed: h.patchFailed,
-      stale_details: false,
+      stale_details: staleOf(h),
       installed: a.installed,
       to_remove: a.toRemove,
       missing_pkgs: a.missing,
-      duplicated_pkgs: {},
+      duplicated_pkgs: indexedOf(h).duplicates,
       nodetype: h.nodetype,
       subfunctions: h.subfunctions,
       sw_version: h.swVersion,
@@ -450,6 +522,17 @@ export function createHostService (deps: HostServiceDeps) {
       const hadInterim = prev !== undefined && reportMs(prev) <= newestInterim()
       const open = openInstalls.get(hostname)
       const starts = open?.status === 'pending' && r.state === 'installing'
+      // stale_details bookkeeping, in memory: the report interval is the gap between reports.
+      const at = Date.parse(h.lastReportAt)
+      if (prev !== undefined) reportGap.set(hostname, Math.max(0, at - reportMs(prev)))
+      const wasStale = prev !== undefined && staleOf(prev)
+      if (inventoryKnown) {
+        inventoryAt.set(hostname, at)
+        askedInventory.delete(hostname)
+      } else {
+        askedInventory.add(hostname)
+      }
+      const staleChanged = wasStale !== staleOf(h)
       const sameRecord = prev !== undefined && !changed && !stateChanged && prev.ip === h.ip && prev.locked === h.locked &&
         prev.inventoryHash === h.inventoryHash && JSON.stringify(prev.rebootReasons) === JSON.stringify(h.rebootReasons) &&
         prev.os.id === h.os.id && prev.os.versionId === h.os.versionId && prev.os.prettyName === h.os.prettyName
@@ -457,23 +540,30 @@ export function createHostService (deps: HostServiceDeps) {
         // Nothing but the report time changed: keep it in memory, flushed in batches.
         hosts.set(hostname, h)
         lastReportDirty.add(hostname)
+        if (staleChanged) viewVersion++
         return { needInventory: !inventoryKnown, installPending: open?.status === 'pending' }
       }
+      // What the host was missing before this inventory, to remember what a patch added.
+      const before = r.inventory !== undefined && prev !== undefined ? analysisOf(prev) : null
+      let introducedChanged = false
       db.transaction(() => {
         repos.hosts.save(h)
-        if (r.inventory !== undefined) repos.hosts.replacePackages(hostname, r.inventory)
+        if (r.inventory !== undefined) {
+          repos.hosts.replacePackages(hostname, r.inventory)
+          introducedChanged = noteIntroduced(hostname, before, [], r.inventory)
+        }
         if (starts && open !== undefined) repos.installs.markStarted(open.id)
       })()
       if (starts && open !== undefined) openInstalls.set(hostname, { ...open, status: 'installing' })
       lastReportDirty.delete(hostname)
       viewVersion++
       hosts.set(hostname, h)
-      if (changed) touch(hostname)
+      if (changed || introducedChanged) touch(hostname)
       if (r.inventory !== undefined) {
         hasInventory.add(hostname)
-        indexes.set(hostname, { key: `${hostGen.get(hostname) ?? 0}`, index: indexInventory(familyOfDriver(h.driver), h.arch, r.inventory) })
+        indexes.set(hostname, indexEntry(h, `${hostGen.get(hostname) ?? 0}`, r.inventory))
       }
-      if (changed || stateChanged || hadInterim) patches.recompute()
+      if (changed || introducedChanged || stateChanged || hadInterim) patches.recompute()
       return { needInventory: !inventoryKnown, installPending: openInstalls.get(hostname)?.status === 'pending' }
     },
 
@@ -528,7 +618,8 @@ export function createHostService (deps: HostServiceDeps) {
         current: a.current,
         installId: openInstalls.get(hostname)?.id ?? null,
         install: a.plan.install.map((f) => ({ ...f, url: `/api/v1/content/${f.sha256}` })),
-        remove: a.plan.remove
+        remove: a.plan.remove,
+        held: a.held.map(({ name, arch, installed, reason }) => ({ name, arch, installed, reason }))
       }
     },
 
@@ -539,6 +630,9 @@ export function createHostService (deps: HostServiceDeps) {
       if (rec.status !== 'pending' && rec.status !== 'installing') return rec
       const h = hosts.get(hostname)
       const state: AgentState = r.status === 'success' ? 'idle' : r.status === 'failed' ? 'install-failed' : 'install-rejected'
+      // The plan the install ran against: its missing packages, once installed, came with a patch.
+      const before = h !== undefined ? analysisOf(h) : null
+      let introducedChanged = false
       db.transaction(() => {
         repos.installs.finish(id, { status: r.status, reason: r.reason ?? null, message: r.message ?? null, outputTail: r.outputTail ?? null, changed: r.changed ?? [] })
         if (h !== undefined) {
@@ -554,6 +648,8 @@ export function createHostService (deps: HostServiceDeps) {
             // A result with the inventory after the install is a detailed report: the host has caught up.
             repos.hosts.replacePackages(hostname, r.inventory)
           }
+          // The install's own record of what it newly installed counts even without an inventory.
+          introducedChanged = noteIntroduced(hostname, before, r.changed ?? [], r.inventory ?? null)
           hosts.set(hostname, next)
         }
       })()
@@ -561,7 +657,11 @@ export function createHostService (deps: HostServiceDeps) {
         touch(hostname)
         hasInventory.add(hostname)
         const cur = hosts.get(hostname) as HostRecord
-        indexes.set(hostname, { key: `${hostGen.get(hostname) ?? 0}`, index: indexInventory(familyOfDriver(cur.driver), cur.arch, r.inventory) })
+        indexes.set(hostname, indexEntry(cur, `${hostGen.get(hostname) ?? 0}`, r.inventory))
+        inventoryAt.set(hostname, Date.parse(cur.lastReportAt))
+        askedInventory.delete(hostname)
+      } else if (introducedChanged) {
+        touch(hostname)
       }
       openInstalls.delete(hostname)
       lastReportDirty.delete(hostname)

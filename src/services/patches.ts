@@ -52,7 +52,13 @@ export interface PatchServiceDeps {
   log: Logger
   runner?: CommandRunner
   /** Host facts the patch-state rule needs; until agents exist there are none. */
-  hostFacts?: () => { hostCount: number, interim: ReadonlySet<string>, hostFindings?: ReadonlyMap<string, Patchstate> }
+  hostFacts?: () => {
+    hostCount: number
+    interim: ReadonlySet<string>
+    hostFindings?: ReadonlyMap<string, Patchstate>
+    /** Packages hosts keep because there is no older version to go back to, by the patch carrying them. */
+    held?: () => ReadonlyArray<{ patchId: string | null, hostname: string, name: string, installed: string }>
+  }
 }
 
 export interface ImportSource {
@@ -134,7 +140,7 @@ async function findUploadDirPatches (allowed: readonly string[], dirs: readonly 
 /** Creates the patch service. Mutating calls run one at a time; reads never wait for them. */
 export function createPatchService (deps: PatchServiceDeps) {
   const { config, db, repos, store, log } = deps
-  let hostFacts = deps.hostFacts ?? (() => ({ hostCount: 0, interim: new Set<string>() as ReadonlySet<string> }))
+  let hostFacts: NonNullable<PatchServiceDeps['hostFacts']> = deps.hostFacts ?? (() => ({ hostCount: 0, interim: new Set<string>() as ReadonlySet<string> }))
   const semantic = createSemanticChecker({ store, runner: deps.runner, timeoutMs: config.MPATCH_SEMANTIC_TIMEOUT_S * 1000, log })
 
   // In-memory catalogue of patches, reloaded after every committed write; reads use it directly.
@@ -476,6 +482,13 @@ export function createPatchService (deps: PatchServiceDeps) {
     const refused = await semanticGate('pre-remove', order, opts.skipSemantic)
     if (refused !== null) return refused
     moveRepostates(m, order, 'Available', 'is not in the repo', 'has been removed from the repo')
+    // design.md section 5: a package with nothing to go back to stays; say so per patch and host.
+    // The host analyses read the catalogue: load the new repostates before asking them.
+    reload()
+    const removed = new Set(order)
+    for (const x of hostFacts().held?.() ?? []) {
+      if (x.patchId !== null && removed.has(x.patchId)) m.warning += `${x.patchId}: ${x.name} stays at ${x.installed} on ${x.hostname}: no older version to go back to\n`
+    }
     return m.result()
   }
 

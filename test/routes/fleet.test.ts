@@ -154,6 +154,9 @@ describe('agent reports and patch states', () => {
     await upload(app, 'P1')
     await upload(app, 'P2')
     await post(app, '/v1/apply/P1/P2')
+    // The host reports before it installs: fix-b (P2's worker package) is in its missing_pkgs, so
+    // the controller knows P2 added it and may remove it on revert (design.md 5, "Keys and safety").
+    await report(app, 'compute-1', { driver: 'deb', subfunctions: ['worker'], inventory: [['fix-a', '1.0', '1', 'all']], hash: HASH('b') })
     await report(app, 'compute-1', { driver: 'deb', subfunctions: ['worker'], inventory: [['fix-a', '1.1', '1', 'all'], ['fix-b', '1.0', '1', 'all']], hash: HASH('c') })
     const applied = (await app.inject({ url: '/v1/query' })).json().pd
 

@@ -28,7 +28,8 @@ describe('fleet state rule', () => {
     const hosts = [
       { host: host('up-to-date', 'rpm', ['worker']), index: indexInventory('rpm', 'x86_64', [pkg('a', '1.1', '1'), pkg('b', '1.0', '2'), pkg('c', '2.0', '1')]) },
       { host: host('behind', 'rpm', ['worker']), index: indexInventory('rpm', 'x86_64', [pkg('a', '1.0', '1'), pkg('b', '1.0', '1'), pkg('unmanaged', '9', '9')]) },
-      { host: host('ahead', 'rpm', ['controller']), index: indexInventory('rpm', 'x86_64', [pkg('a', '1.2', '1'), pkg('new', '1.0', '1'), pkg('b', '1.0', '2')]) }
+      // 'new' came with P2's install on this host (design.md 5: only such a package may be removed).
+      { host: host('ahead', 'rpm', ['controller']), index: indexInventory('rpm', 'x86_64', [pkg('a', '1.2', '1'), pkg('new', '1.0', '1'), pkg('b', '1.0', '2')]), introduced: new Set(['new\0noarch']) }
     ]
 
     const st = computeFleetState({ patches, sources, hosts, interim: [] })
