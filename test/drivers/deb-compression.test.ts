@@ -120,6 +120,8 @@ describe('debs built with dpkg-deb -Z<type> for every compression', () => {
     const file = debs[compression]
 
     const info = await inspectPackageFile(file)
+    // The deb driver's inspectFile is what the agent and the controller call: the same reader.
+    expect(await deb.inspectFile(file)).toEqual(info)
 
     const members = await execa('ar', ['t', file])
     expect(members.stdout.split('\n')).toEqual(['debian-binary', `control.tar${ext}`, `data.tar${ext}`])
