@@ -63,52 +63,58 @@ export interface HostFacts {
   introduced?: ReadonlySet<string>
 }
 
-/** Indexes an inventory once per report, so each state computation walks strings, not objects. */
-export function indexInventory (family: Family | null, hostArch: string, packages: readonly HostPackage[]): InventoryIndex {
+/** Install-only packages (kernels): several versions side by side are normal, not duplicates. */
+const INSTALL_ONLY = /^(?:kernel(?:-.+)?|linux-(?:image|headers|modules)(?:-.+)?)$/
+
+/** Duplicates as legacy shows them: `{name: {arch: ["evr@arch", ...]}}`. */
+export type Duplicates = Record<string, Record<string, string[]>>
+
+/**
+ * Indexes an inventory once per report, so each state computation walks strings, not objects, and
+ * finds its duplicates in the same pass: names installed more than once for one architecture
+ * (legacy `duplicated_pkgs`), install-only kernels excepted.
+ */
+export function indexReport (family: Family | null, hostArch: string, packages: readonly HostPackage[]): { index: InventoryIndex, duplicates: Duplicates } {
   const byName = new Map<string, Map<string, string>>()
-  if (family === null) return new Map()
+  const duplicates: Duplicates = {}
+  if (family === null) return { index: new Map(), duplicates }
   const cmp = compareBy[family]
+  let dup: Set<string> | undefined
   for (const p of packages) {
-    if (!archFits(family, hostArch, p.arch)) continue
     const evr = evrOf(p)
     let arches = byName.get(p.name)
     if (arches === undefined) byName.set(p.name, arches = new Map())
     const prev = arches.get(p.arch)
+    if (prev !== undefined && !INSTALL_ONLY.test(p.name)) (dup ??= new Set()).add(`${p.name}\0${p.arch}`)
     if (prev === undefined || cmp(evr, prev) > 0) arches.set(p.arch, evr)
+  }
+  // Rare: only then are the copies gathered.
+  if (dup !== undefined) {
+    for (const p of packages) {
+      if (!dup.has(`${p.name}\0${p.arch}`)) continue
+      ;((duplicates[p.name] ??= {})[p.arch] ??= []).push(`${evrOf(p)}@${p.arch}`)
+    }
+    for (const arches of Object.values(duplicates)) for (const list of Object.values(arches)) list.sort()
   }
   const out = new Map<string, string | readonly string[]>()
   for (const [name, arches] of byName) {
-    const entries = [...arches].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([arch, evr]) => intern(`${evr}\0${arch}`))
+    let entries: string[] = []
+    for (const [arch, evr] of arches) if (archFits(family, hostArch, arch)) entries.push(intern(`${evr}\0${arch}`))
+    if (entries.length === 0) continue
+    if (entries.length > 1) entries = entries.sort((a, b) => (splitEntry(a).arch < splitEntry(b).arch ? -1 : 1))
     out.set(intern(name), entries.length === 1 ? entries[0] : entries)
   }
-  return out
+  return { index: out, duplicates }
 }
 
-/** Install-only packages (kernels): several versions side by side are normal, not duplicates. */
-const INSTALL_ONLY = /^(?:kernel(?:-.+)?|linux-(?:image|headers|modules)(?:-.+)?)$/
+/** The index of `indexReport` alone. */
+export function indexInventory (family: Family | null, hostArch: string, packages: readonly HostPackage[]): InventoryIndex {
+  return indexReport(family, hostArch, packages).index
+}
 
-/**
- * Names installed more than once for one architecture (legacy `duplicated_pkgs`):
- * `{name: {arch: ["evr@arch", ...]}}`, install-only kernels excepted.
- */
-export function duplicatesOf (family: Family | null, packages: readonly HostPackage[]): Record<string, Record<string, string[]>> {
-  if (family === null) return {}
-  const seen = new Map<string, string[]>()
-  for (const p of packages) {
-    if (INSTALL_ONLY.test(p.name)) continue
-    const k = `${p.name}\0${p.arch}`
-    const list = seen.get(k)
-    const v = `${evrOf(p)}@${p.arch}`
-    if (list === undefined) seen.set(k, [v])
-    else list.push(v)
-  }
-  const out: Record<string, Record<string, string[]>> = {}
-  for (const [k, list] of seen) {
-    if (list.length < 2) continue
-    const { evr: name, arch } = splitEntry(k)
-    ;(out[name] ??= {})[arch] = list.sort()
-  }
-  return out
+/** The duplicates of `indexReport` alone. */
+export function duplicatesOf (family: Family | null, packages: readonly HostPackage[]): Duplicates {
+  return indexReport(family, 'x86_64', packages).duplicates
 }
 
 /** One file of a host's plan: what to install (upgrade, downgrade or new package). */
@@ -215,6 +221,8 @@ interface NameView {
   all: Candidate[]
   /** Per installed architecture, built on first use and shared by the group's hosts. */
   byArch: Map<string, ArchView>
+  /** The same by installed `evr\0arch` entry: hosts' entries are interned, so no split per host and name. */
+  byEntry: Map<string, ArchView>
 }
 
 /** Everything hosts of one (release, family, arch) share: computed once per group, not per host. */
@@ -262,7 +270,7 @@ export function buildGroup (family: Family, swVersion: string, arch: string, sou
     }
     const evr = evrOf(s)
     let view = names.get(s.name)
-    if (view === undefined) names.set(s.name, view = { all: [], byArch: new Map() })
+    if (view === undefined) names.set(s.name, view = { all: [], byArch: new Map(), byEntry: new Map() })
     view.all.push({ evr, pkg: s, repostate, key: `${evr}\0${s.arch}` })
   }
   const personality = new Map<string, Array<{ patchId: string, types: Set<string> }>>()
@@ -324,7 +332,8 @@ function carriedBy (group: GroupView, v: ArchView, evr: string): Candidate | nul
  * Removal and downgrade are planned only when safe (design.md section 5, "Keys and safety").
  */
 function analyzeEntry (h: HostFacts, group: GroupView, view: NameView, name: string, entry: string, multi: boolean, r: NameResult): boolean {
-  const v = archView(group, view, splitEntry(entry).arch)
+  let v = view.byEntry.get(entry)
+  if (v === undefined) view.byEntry.set(entry, v = archView(group, view, splitEntry(entry).arch))
   const desired = v.desired
   // Most hosts run exactly the desired version: equal strings need no comparison.
   if (desired !== null && entry === desired.key) return false

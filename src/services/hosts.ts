@@ -12,7 +12,7 @@ import type { AgentState, HostPackage, HostRecord } from '../db/hosts.js'
 import type { InstallRecord } from '../db/installs.js'
 import type { Caller, LegacyResult, PatchService } from './patches.js'
 import {
-  allowsInServicePatching, analyzeHost, buildGroup, duplicatesOf, evrOf, familyOfDriver, indexInventory, reanalyzeHost,
+  allowsInServicePatching, analyzeHost, buildGroup, evrOf, familyOfDriver, indexReport, reanalyzeHost,
   splitEntry, UNMANAGED, type GroupView, type HeldPackage, type HostAnalysis, type InventoryIndex, type PatchFacts, type PlanFile,
   type SourcePackage
 } from './fleet-state.js'
@@ -156,8 +156,7 @@ export function createHostService (deps: HostServiceDeps) {
   }
 
   function indexEntry (h: HostRecord, key: string, pkgs: readonly HostPackage[]): { key: string, index: InventoryIndex, duplicates: Record<string, Record<string, string[]>> } {
-    const family = familyOfDriver(h.driver)
-    return { key, index: indexInventory(family, h.arch, pkgs), duplicates: duplicatesOf(family, pkgs) }
+    return { key, ...indexReport(familyOfDriver(h.driver), h.arch, pkgs) }
   }
 
   // Inventory indexes, rebuilt when a host's inventory, architecture or driver changes.
@@ -178,8 +177,10 @@ export function createHostService (deps: HostServiceDeps) {
    * Runs inside the caller's transaction; returns whether the facts changed.
    */
   function noteIntroduced (hostname: string, before: HostAnalysis | null, changes: ReadonlyArray<{ name: string, arch: string, from: string | null, to: string | null }>, pkgs: readonly HostPackage[] | null): boolean {
-    const have = pkgs === null ? null : new Set(pkgs.map((p) => `${p.name}\0${p.arch}`))
     const set = introduced.get(hostname) ?? new Set<string>()
+    // Most inventories change nothing here: no facts to forget, no new package, nothing was missing.
+    if (set.size === 0 && changes.length === 0 && (before === null || before.missing.length === 0)) return false
+    const have = pkgs === null ? null : new Set(pkgs.map((p) => `${p.name}\0${p.arch}`))
     const add: Array<{ name: string, arch: string }> = []
     const put = (name: string, arch: string): void => {
       const k = `${name}\0${arch}`
@@ -277,6 +278,24 @@ export function createHostService (deps: HostServiceDeps) {
     return names
   }
 
+  /** The shared view of the host's (release, family, arch) group; call after refreshSources. */
+  function groupOf (h: HostRecord, family: NonNullable<ReturnType<typeof familyOfDriver>>): GroupView {
+    const gkey = `${h.swVersion}\0${family}\0${h.arch}`
+    let group = groups.get(gkey)
+    if (group === undefined) {
+      group = buildGroup(family, h.swVersion, h.arch, sources, patchFacts)
+      groups.set(gkey, group)
+    }
+    return group
+  }
+
+  /** Whether a host can have missing_pkgs at all: only Applied patches' personality packages are. */
+  function mayMiss (h: HostRecord): boolean {
+    refreshSources()
+    const family = familyOfDriver(h.driver)
+    return family !== null && groupOf(h, family).personality.size > 0
+  }
+
   function analysisOf (h: HostRecord): HostAnalysis {
     refreshSources()
     const family = familyOfDriver(h.driver)
@@ -285,12 +304,7 @@ export function createHostService (deps: HostServiceDeps) {
     const key = `${sourcesKey}|${hg}`
     const cached = analyses.get(h.hostname)
     if (cached !== undefined && cached.key === key) return cached.analysis
-    const gkey = `${h.swVersion}\0${family}\0${h.arch}`
-    let group = groups.get(gkey)
-    if (group === undefined) {
-      group = buildGroup(family, h.swVersion, h.arch, sources, patchFacts)
-      groups.set(gkey, group)
-    }
+    const group = groupOf(h, family)
     const facts = { host: h, index: indexedOf(h).index, introduced: introduced.get(h.hostname) }
     const names = cached !== undefined && cached.hostGen === hg ? changedSince(cached.sourcesKey) : null
     const analysis = names !== null && cached !== undefined ? reanalyzeHost(facts, group, cached.analysis, names) : analyzeHost(facts, group)
@@ -544,7 +558,8 @@ export function createHostService (deps: HostServiceDeps) {
         return { needInventory: !inventoryKnown, installPending: open?.status === 'pending' }
       }
       // What the host was missing before this inventory, to remember what a patch added.
-      const before = r.inventory !== undefined && prev !== undefined ? analysisOf(prev) : null
+      // Analysed only where a package can be missing: otherwise it would double a full report's cost.
+      const before = r.inventory !== undefined && prev !== undefined && mayMiss(prev) ? analysisOf(prev) : null
       let introducedChanged = false
       db.transaction(() => {
         repos.hosts.save(h)
