@@ -132,6 +132,32 @@ describe('no feed', () => {
   })
 })
 
+describe('introduced facts', () => {
+  it('outlive a controller restart', async () => {
+    const dataDir = await tempDir('fleet-safety-data')
+    const first = (await buildTestApp({ config: { MPATCH_TRUST_DIR: keys.trustDir }, dataDir })).app
+    await report(first, 'compute-0', { inventory: [['fix-a', '1.0', '1', 'noarch']], hash: HASH('a') })
+    await upload(first, 'P3')
+    await post(first, '/v1/apply/P3')
+    await post(first, '/v1/host_install_async/compute-0/force')
+    const cmd = (await first.inject({ url: '/api/v1/agents/compute-0/commands' })).json().commands[0]
+    await first.inject({
+      method: 'POST',
+      url: `/api/v1/agents/compute-0/installs/${cmd.installId}`,
+      payload: { status: 'success', changed: [{ name: 'fix-n', arch: 'noarch', from: null, to: '1.0-1' }], inventory: packages([['fix-a', '1.0', '1', 'noarch'], ['fix-n', '1.0', '1', 'noarch']]), inventoryHash: HASH('c') }
+    })
+    await first.close()
+
+    const second = (await buildTestApp({ config: { MPATCH_TRUST_DIR: keys.trustDir }, dataDir })).app
+    await post(second, '/v1/remove/P3')
+    const plan = (await second.inject({ url: '/api/v1/agents/compute-0/plan' })).json()
+    await second.close()
+    await rm(dataDir, { recursive: true, force: true })
+
+    expect(plan).toMatchObject({ current: false, remove: ['fix-n'], held: [] })
+  })
+})
+
 describe('query_hosts details', () => {
   it('lists names installed twice for one arch in duplicated_pkgs, kernels excepted', async () => {
     const app = await setup()
