@@ -2,6 +2,11 @@
  * The patch-state rule of design.md section 5, one rule for every package family: from the feed,
  * the patches and each host's inventory it derives every host's work (the `query_hosts` fields and
  * its install plan), the patchstates and the in-service flag. Pure: no I/O.
+ *
+ * Its "Keys and safety" part: every comparison is per (name, arch), noarch/all matching any arch;
+ * a package with nothing providing it is removed only when a patch is known to have added it on
+ * that host, a downgrade only goes to a file the controller holds, and anything else is held (shown
+ * with its reason, no work for the host) rather than uninstalled.
  */
 import { compareDebVersions } from '../drivers/vercmp-deb.js'
 import { compareRpmVersions } from '../drivers/vercmp-rpm.js'
