@@ -24,7 +24,7 @@
 import path from 'node:path'
 import { inspectDeb } from './package-file.js'
 import { compareDebVersions, parseDebVersion } from './vercmp-deb.js'
-import { checkFilePlan, checkInventory, failureFrom, finishOutcome, formatEvr, openApply } from './outcome.js'
+import { checkFilePlan, checkInventory, failureFrom, finishOutcome, formatEvr, openApply, removes, resolveRemovals } from './outcome.js'
 import type { ApplySession, Expected, Failure } from './outcome.js'
 import { checkTarget, inSysroot, isHostRoot, runningKernel, runOn, stateDirOf } from './target.js'
 import { DriverError } from './types.js'
@@ -245,6 +245,8 @@ async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
   const opened = await openApply(target, plan, checkPlan, listInstalled)
   if (!('session' in opened)) return opened
   const { session, before } = opened
+  // `name:arch` removes one architecture of a multi-arch name (dpkg and apt take the same form).
+  const removals = resolveRemovals(plan.remove, before, ':')
   const repos = plan.repos ?? []
   let failure: Failure | undefined
   let expected: Expected[] = []
@@ -253,7 +255,7 @@ async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
       const read = await readFiles(session, plan.install)
       if (!Array.isArray(read)) return read
       expected = read
-      const missing = plan.remove.filter((n) => !before.some((p) => p.name === n.replace(/:.*$/, '')))
+      const missing = plan.remove.filter((n, k) => !before.some((p) => removes(removals[k], p)))
       if (missing.length > 0) return { reason: 'package-not-found', message: `cannot remove ${missing.join(', ')}: not installed` }
       // An exact version already installed needs no work; this keeps a retried apply idempotent.
       const files = expected.filter((e) => !before.some((p) => p.name === e.name && p.arch === e.arch && formatEvr(p) === e.evr)).map((e) => e.file)
@@ -266,9 +268,9 @@ async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
       }
       const sim = await session.run('apt-get', aptInstallArgs(files, plan.remove, { simulate: true }), { env })
       if (sim.exitCode !== 0) return undefined
-      const removals = parseAptSimulation(sim.stdout).remove.filter((n) => !plan.remove.some((r) => r.replace(/:.*$/, '') === n))
-      if (removals.length > 0) {
-        return { reason: 'dependency-failed', message: `refused: the plan would also remove ${removals.join(', ')}, which it did not ask for` }
+      const extra = parseAptSimulation(sim.stdout).remove.filter((n) => !plan.remove.some((r) => r.replace(/:.*$/, '') === n))
+      if (extra.length > 0) {
+        return { reason: 'dependency-failed', message: `refused: the plan would also remove ${extra.join(', ')}, which it did not ask for` }
       }
       if (repos.length > 0) {
         await session.run('apt-get', aptInstallArgs(files, plan.remove, { simulate: false }), { env })
@@ -291,7 +293,7 @@ async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
     return finishOutcome(session, before, before, [], failure ?? failureFrom(err))
   }
   const after = rows.filter((r) => INSTALLED_STATES.has(r.state)).map(toInstalled)
-  const problems = checkInventory(before, after, expected, plan.remove.map((n) => n.replace(/:.*$/, '')))
+  const problems = checkInventory(before, after, expected, removals)
   for (const r of rows.filter((r) => BROKEN_STATES.has(r.state))) {
     problems.push(`${r.name} ${formatEvr(r)} (${r.arch}) is left ${r.state}`)
   }

@@ -111,25 +111,49 @@ export interface Expected {
   file: string
 }
 
+/** A package a plan removes: a name, and an architecture when the plan named one (`name.arch`, `name:arch`). */
+export interface Removal { name: string, arch?: string }
+
+/**
+ * Reads a plan's removal names against the inventory before the run: `name<sep>arch` (rpm `.`,
+ * dpkg `:`) names one architecture of an installed package; anything else is a plain name (rpm
+ * names may contain dots, so only an installed name.arch pair counts as one).
+ */
+export function resolveRemovals (specs: string[], before: InstalledPackage[], sep: '.' | ':'): Removal[] {
+  return specs.map((spec) => {
+    const p = before.find((b) => `${b.name}${sep}${b.arch}` === spec)
+    if (p !== undefined) return { name: p.name, arch: p.arch }
+    if (sep === ':' && spec.includes(':')) return { name: spec.slice(0, spec.indexOf(':')), arch: spec.slice(spec.indexOf(':') + 1) }
+    return { name: spec }
+  })
+}
+
+/** True when installed package `p` is one that removal `r` asks to remove. */
+export function removes (r: Removal, p: InstalledPackage): boolean {
+  return r.name === p.name && (r.arch === undefined || r.arch === p.arch)
+}
+
 /**
  * Checks the inventory after a run against the plan: every file's package at its version, every
- * removed name gone, and nothing else removed. Returns one sentence per finding.
+ * removal gone (only the named architecture when it names one), and nothing else removed.
+ * Returns one sentence per finding.
  */
-export function checkInventory (before: InstalledPackage[], after: InstalledPackage[], expected: Expected[], remove: string[]): string[] {
+export function checkInventory (before: InstalledPackage[], after: InstalledPackage[], expected: Expected[], remove: Array<string | Removal>): string[] {
+  const removals = remove.map((r) => typeof r === 'string' ? { name: r } : r)
   const problems: string[] = []
   for (const e of expected) {
     if (!after.some((p) => p.name === e.name && p.arch === e.arch && formatEvr(p) === e.evr)) {
       problems.push(`${e.name} ${e.evr} (${e.arch}) from ${e.file} is not installed after the run`)
     }
   }
-  for (const name of remove) {
-    if (after.some((p) => p.name === name)) problems.push(`${name} is still installed after the run`)
+  for (const r of removals) {
+    if (after.some((p) => removes(r, p))) problems.push(`${r.arch === undefined ? r.name : `${r.name} (${r.arch})`} is still installed after the run`)
   }
   const afterKeys = new Set(after.map(keyOf))
   const replaced = new Set(expected.map((e) => e.name))
   for (const p of before) {
     // A plan file may move a package to another architecture; that is a replacement, not a removal.
-    if (!afterKeys.has(keyOf(p)) && !remove.includes(p.name) && !replaced.has(p.name)) {
+    if (!afterKeys.has(keyOf(p)) && !removals.some((r) => removes(r, p)) && !replaced.has(p.name)) {
       problems.push(`${p.name} ${formatEvr(p)} (${p.arch}) was removed although the plan did not ask for it`)
     }
   }

@@ -27,7 +27,7 @@ import path from 'node:path'
 import { inspectRpm } from './package-file.js'
 import { compareRpmVersions } from './vercmp-rpm.js'
 import { readOsRelease } from './os-release.js'
-import { checkFilePlan, checkInventory, failureFrom, finishOutcome, formatEvr, openApply } from './outcome.js'
+import { checkFilePlan, checkInventory, failureFrom, finishOutcome, formatEvr, openApply, removes, resolveRemovals } from './outcome.js'
 import type { ApplySession, Expected, Failure } from './outcome.js'
 import { checkTarget, inSysroot, isHostRoot, runningKernel, runOn, stateDirOf } from './target.js'
 import { DriverError } from './types.js'
@@ -231,6 +231,8 @@ async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
   if (!('session' in opened)) return opened
   const { session, before } = opened
   const repos = plan.repos ?? []
+  // `name.arch` removes one architecture of a multi-arch name (rpm -e takes the same form).
+  const removals = resolveRemovals(plan.remove, before, '.')
   let expected: Expected[] = []
   let failure: Failure | undefined
   try {
@@ -238,7 +240,7 @@ async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
       const read = await readFiles(session, plan.install)
       if (!Array.isArray(read)) return read
       expected = read
-      const missing = plan.remove.filter((n) => !before.some((p) => p.name === n))
+      const missing = plan.remove.filter((n, k) => !before.some((p) => removes(removals[k], p)))
       if (missing.length > 0) return { reason: 'package-not-found', message: `cannot remove ${missing.join(', ')}: not installed` }
       // rpm refuses an exact version that is already installed; skipping it keeps a retried apply idempotent.
       const files = expected.filter((e) => !before.some((p) => p.name === e.name && p.arch === e.arch && formatEvr(p) === e.evr)).map((e) => e.file)
@@ -263,7 +265,7 @@ async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
   } catch (err) {
     return finishOutcome(session, before, before, [], failure ?? failureFrom(err))
   }
-  const problems = checkInventory(before, after, expected, plan.remove)
+  const problems = checkInventory(before, after, expected, removals)
   return finishOutcome(session, before, after, problems, failure)
 }
 

@@ -21,7 +21,9 @@ function hostView (hosts: HostService, h: HostRecord) {
     patchCurrent: a?.current ?? true,
     installed: a?.installed ?? {},
     toRemove: a?.toRemove ?? [],
-    missingPkgs: a?.missing ?? []
+    missingPkgs: a?.missing ?? [],
+    // Packages the rule leaves as they are (design.md 5: no older file to go back to), with why.
+    held: a?.held.map(({ name, arch, installed, reason }) => ({ name, arch, installed, reason })) ?? []
   }
 }
 

@@ -154,6 +154,25 @@ describe('rpm driver with real rpm and dnf in sandbox sysroots', () => {
     expect(await rpmView(t)).toBe('')
   })
 
+  it('removes one architecture of a name installed for two (name.arch), leaving the other', async () => {
+    const t = await fresh('multiarch')
+    const out = await makeSandbox('multiarch-rpms')
+    const files = { 'usr/share/multi-lab/v': '1\n' }
+    const x64 = await buildRpm(out, { name: 'multi-lab', version: '1.0', release: '1', arch: 'x86_64', files })
+    const i686 = await buildRpm(out, { name: 'multi-lab', version: '1.0', release: '1', arch: 'i686', files })
+    const both = await rpm.apply(t, { install: [x64, i686], remove: [] })
+    expect(both).toMatchObject({ ok: true, problems: [] })
+    expect(await rpmView(t)).toBe('multi-lab\t0\t1.0\t1\ti686\nmulti-lab\t0\t1.0\t1\tx86_64')
+
+    const removal = await rpm.apply(t, { install: [], remove: ['multi-lab.i686'] })
+    expect(removal).toMatchObject({ ok: true, problems: [], removed: [{ name: 'multi-lab', arch: 'i686' }] })
+    expect(await rpmView(t)).toBe('multi-lab\t0\t1.0\t1\tx86_64')
+
+    const gone = await rpm.apply(t, { install: [], remove: ['multi-lab.i686'] })
+    expect(gone).toMatchObject({ ok: false, reason: 'package-not-found' })
+    expect(await rpmView(t)).toBe('multi-lab\t0\t1.0\t1\tx86_64')
+  })
+
   it('orders tilde and epoch versions like rpm: 1.1-1 < 1.2~rc1-1 < 1:0.5-1', async () => {
     const t = await fresh('epoch')
     await rpm.apply(t, { install: [pkgs.hello11], remove: [] })

@@ -2,7 +2,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { checkInventory, classifyFailure, diffInventory, formatEvr } from '../../src/drivers/outcome.js'
+import { checkInventory, classifyFailure, diffInventory, formatEvr, resolveRemovals } from '../../src/drivers/outcome.js'
 import { createLocalExecutor, createLocalRunner } from '../../src/drivers/runner.js'
 import type { RunnerLog } from '../../src/drivers/runner.js'
 import { DriverError } from '../../src/drivers/types.js'
@@ -198,5 +198,20 @@ describe('apply outcome helpers', () => {
       'b 1.0-1 (noarch) was removed although the plan did not ask for it'
     ])
     expect(checkInventory(before, before, [], [])).toEqual([])
+  })
+
+  it('reads name.arch / name:arch removals against the inventory and checks only that architecture', () => {
+    const before = [pkg('glibc', '2.36', 'x86_64'), pkg('glibc', '2.36', 'i686'), pkg('python3.11', '3.11')]
+    expect(resolveRemovals(['glibc.i686', 'python3.11', 'glibc'], before, '.')).toEqual([
+      { name: 'glibc', arch: 'i686' }, { name: 'python3.11' }, { name: 'glibc' }
+    ])
+    expect(resolveRemovals(['libc6:i386', 'libc6'], [], ':')).toEqual([{ name: 'libc6', arch: 'i386' }, { name: 'libc6' }])
+    const removals = resolveRemovals(['glibc.i686'], before, '.')
+    // Only the i686 copy went: nothing to report.
+    expect(checkInventory(before, [before[0], before[2]], [], removals)).toEqual([])
+    // Both went: the x86_64 one was not asked for.
+    expect(checkInventory(before, [before[2]], [], removals)).toEqual(['glibc 2.36-1 (x86_64) was removed although the plan did not ask for it'])
+    // Nothing went: the i686 copy is still there.
+    expect(checkInventory(before, before, [], removals)).toEqual(['glibc (i686) is still installed after the run'])
   })
 })

@@ -104,7 +104,9 @@ describe('no feed', () => {
     })
     expect(after).toMatchObject({ patch_current: true, to_remove: [], installed: {} })
     expect(native.statusCode).toBe(200)
-    expect(native.json().plan).toEqual({ current: true, installId: null, install: [], remove: [], held: [{ name: 'fix-a', arch: 'noarch', installed: '1.1-1', reason: 'no older version to go back to' }] })
+    const held = [{ name: 'fix-a', arch: 'noarch', installed: '1.1-1', reason: 'no older version to go back to' }]
+    expect(native.json().plan).toEqual({ current: true, installId: null, install: [], remove: [], held })
+    expect(native.json().host).toMatchObject({ hostname: 'compute-0', patchCurrent: true, held })
     expect(query.P1.patchstate).toBe('Available')
   })
 
