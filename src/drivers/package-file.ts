@@ -474,13 +474,24 @@ export function decompressZstd (data: Uint8Array, limit: number, decoder: ZstdDe
   const frames = zstdFrames(input, limit)
   if (decoder === 'node:zlib') {
     if (nodeZstdDecompressSync === undefined) throw new Error(`node:zlib has no zstd on Node ${process.versions.node}`)
-    try {
-      return nodeZstdDecompressSync(input, { maxOutputLength: limit })
-    } catch (err) {
-      // zlib signals the maxOutputLength bound with ERR_BUFFER_TOO_LARGE, as for gzip.
-      const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
-      throw new ZstdDataError(tooLarge ? `decompresses to more than ${limit} bytes` : (err as Error).message, tooLarge, { cause: err })
+    // Frame by frame: Node 24's zstdDecompressSync returns only the first frame of concatenated ones.
+    const out: Buffer[] = []
+    let total = 0
+    for (const frame of frames) {
+      if (frame.skippable) continue
+      let chunk: Buffer
+      try {
+        chunk = nodeZstdDecompressSync(input.subarray(frame.start, frame.end), { maxOutputLength: Math.max(1, limit - total) })
+      } catch (err) {
+        // zlib signals the maxOutputLength bound with ERR_BUFFER_TOO_LARGE, as for gzip.
+        const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+        throw new ZstdDataError(tooLarge ? `decompresses to more than ${limit} bytes` : `frame at offset ${frame.start}: ${(err as Error).message}`, tooLarge, { cause: err })
+      }
+      total += chunk.length
+      if (total > limit) throw new ZstdDataError(`decompresses to more than ${limit} bytes`, true)
+      out.push(chunk)
     }
+    return Buffer.concat(out)
   }
   // fzstd streams block by block into ondata, so the bound stops a bomb after at most one block (128 KiB)
   // past it. Frames are pushed one at a time: fzstd recurses once per frame within a single push.
