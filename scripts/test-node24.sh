@@ -28,11 +28,14 @@ addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
 sqlite_version=$(node -p 'require("better-sqlite3/package.json").version')
 cached=$dir/better_sqlite3-$sqlite_version-node$version.node
 saved=$dir/better_sqlite3-default.node
+# Swapped by rename, never by writing over the file: a process still running with the addon
+# mapped (a server started from this checkout) keeps its own copy intact.
+put_addon () { cp "$1" "$addon.$$" && mv -f "$addon.$$" "$addon"; }
 cp "$addon" "$saved"
-trap 'cp "$saved" "$addon"' EXIT
+trap 'put_addon "$saved"' EXIT
 
 if [[ -f $cached ]]; then
-  cp "$cached" "$addon"
+  put_addon "$cached"
 else
   echo "test-node24: building better-sqlite3 $sqlite_version for Node $("$node24" --version)" >&2
   PATH="$pkg/bin:$PATH" npm_config_nodedir="$headers" \
