@@ -12,6 +12,7 @@ import { cliBuild } from '../helpers/cli-build.js'
 import { multipart } from '../helpers/multipart.js'
 import { buildRpm } from '../helpers/packages.js'
 import { buildTestPatch, makeTestKeys, type TestKeys } from '../helpers/patches.js'
+import { postReport } from '../helpers/agent-report.js'
 import { fileNameMismatch } from '../../src/patchfile/package-names.js'
 import { inspectPackageFile } from '../../src/drivers/package-file.js'
 
@@ -255,24 +256,7 @@ describe('feed upload bounds', () => {
 })
 
 function report (app: App, hostname: string) {
-  return app.inject({
-    method: 'POST',
-    url: `/api/v1/agents/${hostname}/report`,
-    payload: {
-      nodetype: 'controller',
-      subfunctions: ['controller'],
-      swVersion: '22.12',
-      os: { id: 'rocky', versionId: '9.3', prettyName: 'Rocky Linux 9.3' },
-      arch: 'x86_64',
-      driver: 'rpm',
-      state: 'idle',
-      patchFailed: false,
-      requiresReboot: false,
-      locked: false,
-      inventoryHash: 'a'.repeat(64),
-      inventory: []
-    }
-  })
+  return postReport(app, hostname, { inventory: [] })
 }
 
 const poll = (app: App, hostname: string, wait: number) => app.inject({ url: `/api/v1/agents/${hostname}/commands?wait=${wait}` })

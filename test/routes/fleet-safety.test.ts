@@ -11,6 +11,7 @@ import { cliBuild } from '../helpers/cli-build.js'
 import { multipart } from '../helpers/multipart.js'
 import { buildRpm } from '../helpers/packages.js'
 import { makeTestKeys, type TestKeys } from '../helpers/patches.js'
+import { postReport } from '../helpers/agent-report.js'
 
 type App = Awaited<ReturnType<typeof buildTestApp>>['app']
 type Inv = Array<[string, string, string, string]>
@@ -50,24 +51,7 @@ async function post (app: App, url: string) {
 const packages = (inv: Inv) => inv.map(([name, version, release, arch]) => ({ name, epoch: null, version, release, arch }))
 
 async function report (app: App, hostname: string, o: { inventory?: Inv, hash: string }) {
-  const res = await app.inject({
-    method: 'POST',
-    url: `/api/v1/agents/${hostname}/report`,
-    payload: {
-      nodetype: 'controller',
-      subfunctions: ['controller'],
-      swVersion: '22.12',
-      os: { id: 'rocky', versionId: '9.3', prettyName: 'Rocky Linux 9.3' },
-      arch: 'x86_64',
-      driver: 'rpm',
-      state: 'idle',
-      patchFailed: false,
-      requiresReboot: false,
-      locked: true,
-      inventoryHash: o.hash,
-      ...(o.inventory !== undefined ? { inventory: packages(o.inventory) } : {})
-    }
-  })
+  const res = await postReport(app, hostname, { ...o, locked: true })
   expect(res.statusCode).toBe(200)
   return res.json()
 }

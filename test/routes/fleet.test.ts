@@ -6,6 +6,7 @@ import { cliBuild } from '../helpers/cli-build.js'
 import { multipart } from '../helpers/multipart.js'
 import { buildDeb, buildRpm } from '../helpers/packages.js'
 import { makeTestKeys, type TestKeys } from '../helpers/patches.js'
+import { postReport, type ReportOptions } from '../helpers/agent-report.js'
 
 type App = Awaited<ReturnType<typeof buildTestApp>>['app']
 
@@ -57,25 +58,8 @@ async function post (app: App, url: string) {
   return (await app.inject({ method: 'POST', url })).json()
 }
 
-function report (app: App, hostname: string, o: { driver: 'deb' | 'rpm', subfunctions?: string[], inventory?: Array<[string, string, string | null, string]>, hash?: string, state?: string, locked?: boolean }) {
-  return app.inject({
-    method: 'POST',
-    url: `/api/v1/agents/${hostname}/report`,
-    payload: {
-      nodetype: (o.subfunctions ?? ['controller'])[0],
-      subfunctions: o.subfunctions ?? ['controller'],
-      swVersion: '22.12',
-      os: o.driver === 'deb' ? { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' } : { id: 'rocky', versionId: '9.3', prettyName: 'Rocky Linux 9.3' },
-      arch: 'x86_64',
-      driver: o.driver,
-      state: o.state ?? 'idle',
-      patchFailed: false,
-      requiresReboot: false,
-      locked: o.locked ?? false,
-      inventoryHash: o.hash ?? HASH('a'),
-      ...(o.inventory !== undefined ? { inventory: o.inventory.map(([name, version, release, arch]) => ({ name, epoch: null, version, release, arch })) } : {})
-    }
-  })
+function report (app: App, hostname: string, o: ReportOptions & { driver: 'deb' | 'rpm' }) {
+  return postReport(app, hostname, o)
 }
 
 describe('release feeds', () => {
