@@ -38,6 +38,8 @@ export const ReportBody = Type.Object({
   rebootReasons: Type.Optional(Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 64, description: 'Why a reboot is needed' })),
   locked: Type.Boolean({ description: 'The node lock flag exists' }),
   inventoryHash: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'sha256 of the canonical inventory' }),
+  inventoryCollectedAt: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: 'When the agent read the inventory the hash (and `inventory`) describe; default: the report time' })),
+  bootId: Type.Optional(Type.String({ pattern: '^[0-9A-Za-z-]{1,64}$', description: 'The host\'s boot id (/proc/sys/kernel/random/boot_id): a new one means the host rebooted' })),
   inventory: Type.Optional(Type.Array(Package, { maxItems: 100_000, description: 'Full inventory; omitted when unchanged' }))
 }, { additionalProperties: false, description: 'An agent report' })
 
