@@ -20,6 +20,10 @@ export interface HostRecord {
   rebootReasons: string[]
   locked: boolean
   inventoryHash: string | null
+  /** The boot id the host last reported (null: its agent sends none). */
+  bootId: string | null
+  /** The boot id at an install of reboot-required packages, until the host reports another one (null: none). */
+  patchedBootId: string | null
   firstSeenAt: string
   lastReportAt: string
 }
@@ -44,6 +48,8 @@ interface Row {
   reboot_reasons: string
   locked: number
   inventory_hash: string | null
+  boot_id: string | null
+  patched_boot_id: string | null
   first_seen_at: string
   last_report_at: string
 }
@@ -63,6 +69,8 @@ const toHost = (r: Row): HostRecord => ({
   rebootReasons: JSON.parse(r.reboot_reasons) as string[],
   locked: r.locked === 1,
   inventoryHash: r.inventory_hash,
+  bootId: r.boot_id,
+  patchedBootId: r.patched_boot_id,
   firstSeenAt: r.first_seen_at,
   lastReportAt: r.last_report_at
 })
@@ -71,14 +79,15 @@ export function createHostsRepo (db: Db) {
   const all = db.prepare('SELECT * FROM hosts ORDER BY seq')
   const one = db.prepare('SELECT * FROM hosts WHERE hostname = ?')
   const upsert = db.prepare(`INSERT INTO hosts (hostname, seq, ip, nodetype, subfunctions, sw_version, os_id, os_version_id, os_pretty_name,
-      arch, driver, state, patch_failed, requires_reboot, reboot_reasons, locked, inventory_hash, last_report_at)
+      arch, driver, state, patch_failed, requires_reboot, reboot_reasons, locked, inventory_hash, boot_id, patched_boot_id, last_report_at)
     VALUES (@hostname, (SELECT coalesce(max(seq), 0) + 1 FROM hosts), @ip, @nodetype, @subfunctions, @sw_version, @os_id, @os_version_id,
-      @os_pretty_name, @arch, @driver, @state, @patch_failed, @requires_reboot, @reboot_reasons, @locked, @inventory_hash, @last_report_at)
+      @os_pretty_name, @arch, @driver, @state, @patch_failed, @requires_reboot, @reboot_reasons, @locked, @inventory_hash, @boot_id, @patched_boot_id, @last_report_at)
     ON CONFLICT (hostname) DO UPDATE SET ip = excluded.ip, nodetype = excluded.nodetype, subfunctions = excluded.subfunctions,
       sw_version = excluded.sw_version, os_id = excluded.os_id, os_version_id = excluded.os_version_id,
       os_pretty_name = excluded.os_pretty_name, arch = excluded.arch, driver = excluded.driver, state = excluded.state,
       patch_failed = excluded.patch_failed, requires_reboot = excluded.requires_reboot, reboot_reasons = excluded.reboot_reasons,
-      locked = excluded.locked, inventory_hash = excluded.inventory_hash, last_report_at = excluded.last_report_at`)
+      locked = excluded.locked, inventory_hash = excluded.inventory_hash, boot_id = excluded.boot_id,
+      patched_boot_id = excluded.patched_boot_id, last_report_at = excluded.last_report_at`)
   const setState = db.prepare('UPDATE hosts SET state = ?, patch_failed = ? WHERE hostname = ?')
   const remove = db.prepare('DELETE FROM hosts WHERE hostname = ?')
   const pkgsOf = db.prepare('SELECT packages FROM host_inventories WHERE hostname = ?')
@@ -117,6 +126,8 @@ export function createHostsRepo (db: Db) {
         reboot_reasons: JSON.stringify(h.rebootReasons),
         locked: h.locked ? 1 : 0,
         inventory_hash: h.inventoryHash,
+        boot_id: h.bootId,
+        patched_boot_id: h.patchedBootId,
         last_report_at: h.lastReportAt
       })
     },

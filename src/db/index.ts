@@ -8,6 +8,7 @@ import { createAuditRepo } from './audit.js'
 import { createFeedsRepo } from './feeds.js'
 import { createHostsRepo } from './hosts.js'
 import { createInstallsRepo } from './installs.js'
+import { createEventsRepo } from './events.js'
 
 export function createRepos (db: Db) {
   return {
@@ -17,7 +18,12 @@ export function createRepos (db: Db) {
     audit: createAuditRepo(db),
     feeds: createFeedsRepo(db),
     hosts: createHostsRepo(db),
-    installs: createInstallsRepo(db)
+    installs: createInstallsRepo(db),
+    events: createEventsRepo(db),
+    /** Runs `fn` in one transaction (nested calls become savepoints). */
+    tx: <T>(fn: () => T): T => db.transaction(fn)(),
+    /** Readiness: the database answers a query. */
+    ping: (): void => { db.prepare('SELECT 1').get() }
   }
 }
 

@@ -8,7 +8,7 @@ import {
   PlanAnswer, ReportAnswer, ReportBody
 } from '../schemas/agents.js'
 import { ContentNotFoundError, HostNotFoundError, InstallNotFoundError, LongPollsExhaustedError } from '../errors.js'
-import { HostError, LongPollLimitError } from '../services/hosts.js'
+import { HostError, LongPollLimitError } from '../services/installs.js'
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 
@@ -16,7 +16,7 @@ const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 const LONG_POLL_RETRY_AFTER_S = 30
 
 const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { hosts, store } = app.core
+  const { hosts, reports, installs, content } = app.core
 
   // Reports carry ~150 KB of JSON. Plain JSON.parse is safe here without the prototype-poisoning
   // scan: every body schema of this plugin is closed (additionalProperties: false at every level),
@@ -42,7 +42,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       body: ReportBody,
       response: { 200: ReportAnswer, ...errors }
     }
-  }, async (request) => hosts.report(request.params.hostname, request.body, request.ip))
+  }, async (request) => reports.report(request.params.hostname, request.body, request.ip))
 
   app.get('/agents/:hostname/commands', {
     schema: {
@@ -57,7 +57,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const abort = new AbortController()
     request.raw.once('close', () => { abort.abort() })
     try {
-      return { commands: await hosts.commands(request.params.hostname, request.query.wait * 1000, abort.signal) }
+      return { commands: await installs.commands(request.params.hostname, request.query.wait * 1000, abort.signal) }
     } catch (err) {
       if (err instanceof HostError) throw new HostNotFoundError(request.params.hostname)
       if (err instanceof LongPollLimitError) {
@@ -79,12 +79,9 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: PlanAnswer, ...errors }
     }
   }, async (request) => {
-    try {
-      return hosts.plan(request.params.hostname)
-    } catch (err) {
-      if (err instanceof HostError) throw new HostNotFoundError(request.params.hostname)
-      throw err
-    }
+    const plan = hosts.plan(request.params.hostname)
+    if (plan === undefined) throw new HostNotFoundError(request.params.hostname)
+    return plan
   })
 
   app.post('/agents/:hostname/installs/:id', {
@@ -99,7 +96,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request) => {
     try {
-      return hosts.result(request.params.hostname, request.params.id, request.body)
+      return await installs.result(request.params.hostname, request.params.id, request.body)
     } catch (err) {
       if (err instanceof HostError) throw new InstallNotFoundError(String(request.params.id))
       throw err
@@ -116,9 +113,9 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => {
     const sha = request.params.sha256
-    if (!(await store.has(sha))) throw new ContentNotFoundError(sha)
+    if (!(await content.has(sha))) throw new ContentNotFoundError(sha)
     // A stream is not what the schema types describe; the 200 entry documents the bytes for OpenAPI only.
-    return await reply.type('application/octet-stream').send(createReadStream(store.pathOf(sha)) as unknown as string)
+    return await reply.type('application/octet-stream').send(createReadStream(content.pathOf(sha)) as unknown as string)
   })
 }
 

@@ -26,7 +26,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }, { additionalProperties: false }),
       response: { 200: Type.Object({ items: Type.Array(AuditEntry) }), '4xx': ErrorResponse, '5xx': ErrorResponse }
     }
-  }, async (request) => ({ items: app.core.repos.audit.list(request.query.limit, request.query.before) }))
+  }, async (request) => ({ items: app.core.audit.list(request.query.limit, request.query.before) }))
 }
 
 export default auditRoutes

@@ -5,8 +5,6 @@ import { Type } from 'typebox'
 import { ErrorResponse } from '../schemas/common.js'
 import { FeedPackage, Host, HostDetail, HostnameParams, Install, InstallsQuery, ReleaseParams } from '../schemas/agents.js'
 import { HostNotFoundError, InstallNotFoundError, NoFileError, ReleaseNotFoundError, TooManyFilesError, UploadTooLargeError, UploadTotalTooLargeError } from '../errors.js'
-import type { HostRecord } from '../db/hosts.js'
-import type { HostService } from '../services/hosts.js'
 import { saveFileParts, TotalTooLargeError, type SavedPart } from './file-parts.js'
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
@@ -14,28 +12,14 @@ const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 /** design.md section 7: files per feed upload (a release's base packages come in several uploads). */
 export const MAX_FEED_FILES = 256
 
-function hostView (hosts: HostService, h: HostRecord) {
-  const a = hosts.analysis(h.hostname)
-  return {
-    ...h,
-    patchCurrent: a?.current ?? true,
-    installed: a?.installed ?? {},
-    toRemove: a?.toRemove ?? [],
-    missingPkgs: a?.missing ?? [],
-    // Packages the rule leaves as they are (design.md 5: no older file to go back to), with why.
-    held: a?.held.map(({ name, arch, installed, reason }) => ({ name, arch, installed, reason })) ?? []
-  }
-}
-
 const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { hosts, repos, feeds, store, config } = app.core
+  const { hosts, installs, feeds, content, config } = app.core
   await app.register(multipart, { limits: { fileSize: config.MPATCH_MAX_UPLOAD_BYTES, files: MAX_FEED_FILES, fields: 16, parts: MAX_FEED_FILES + 16 } })
 
   app.get('/hosts', {
     schema: { tags: ['hosts'], summary: 'Hosts in the order they first reported', operationId: 'listHosts', response: { 200: Type.Object({ items: Type.Array(Host) }), ...errors } }
   }, async () => {
-    hosts.ageOut()
-    return { items: hosts.list().map((h) => hostView(hosts, h)) }
+    return { items: hosts.statuses().map((s) => hosts.view(s.host)) }
   })
 
   app.get('/hosts/:hostname', {
@@ -43,22 +27,22 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const h = hosts.get(request.params.hostname)
     if (h === undefined) throw new HostNotFoundError(request.params.hostname)
-    return { host: hostView(hosts, h), packages: hosts.packages(h.hostname), plan: hosts.plan(h.hostname) }
+    return { host: hosts.view(h), packages: hosts.packages(h.hostname), plan: hosts.plan(h.hostname) as NonNullable<ReturnType<typeof hosts.plan>> }
   })
 
   app.get('/installs', {
     schema: { tags: ['installs'], summary: 'Install history, newest first', operationId: 'listInstalls', querystring: InstallsQuery, response: { 200: Type.Object({ items: Type.Array(Install) }), ...errors } }
-  }, async (request) => ({ items: repos.installs.list(request.query.limit, request.query.before, request.query.hostname ?? null) }))
+  }, async (request) => ({ items: installs.list(request.query.limit, request.query.before, request.query.hostname ?? null) }))
 
   app.get('/installs/:id', {
     schema: { tags: ['installs'], summary: 'One install: status, timestamps, reason, output tail', operationId: 'getInstall', params: Type.Object({ id: Type.Integer({ minimum: 1 }) }), response: { 200: Install, ...errors } }
   }, async (request) => {
-    const rec = repos.installs.get(request.params.id)
+    const rec = installs.get(request.params.id)
     if (rec === undefined) throw new InstallNotFoundError(String(request.params.id))
     return rec
   })
 
-  const knownRelease = (rel: string): boolean => rel === config.MPATCH_SW_VERSION || repos.releases.has(rel)
+  const knownRelease = (rel: string): boolean => feeds.isKnownRelease(rel)
 
   app.get('/releases/:release/feed', {
     schema: { tags: ['releases'], summary: 'The base packages of a release', operationId: 'getFeed', params: ReleaseParams, response: { 200: Type.Object({ items: Type.Array(FeedPackage) }), ...errors } }
@@ -79,7 +63,7 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const rel = request.params.release
     if (!knownRelease(rel)) throw new ReleaseNotFoundError(rel)
     if (!request.isMultipart()) throw new NoFileError()
-    const work = await store.makeWorkDir('feed')
+    const work = await content.makeWorkDir('feed')
     try {
       let files: SavedPart[]
       try {
@@ -92,11 +76,11 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw err
       }
       if (files.length === 0) throw new NoFileError()
-      const out = await feeds.add(rel, files)
-      repos.audit.record({ actor: `local ${request.ip}`, action: 'feed_add', target: rel, params: { files: files.map((f) => f.name) }, result: 'ok', detail: `${out.added.length} added, ${out.present.length} already present` })
+      const out = await feeds.add({ actor: `local ${request.ip}` }, rel, files)
+      if (out === null) throw new ReleaseNotFoundError(rel)
       return await reply.code(201).send(out)
     } finally {
-      await store.discard(work)
+      await content.discard(work)
     }
   })
 }

@@ -15,7 +15,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags: ['operations'], summary: 'Readiness: the database answers', operationId: 'readyz', response: { 200: Ok, '5xx': ErrorResponse } }
   }, async () => {
     try {
-      app.core.db.prepare('SELECT 1').get()
+      app.core.ping()
     } catch (err) {
       throw new NotReadyError((err as Error).message)
     }

@@ -7,7 +7,9 @@ import {
   AppDependenciesResponse, BoolResponse, CommitResponse, DependenciesResponse, IdsParam, LegacyResult,
   QueryHostsResponse, QueryQuery, QueryResponse, ReportAppDependenciesResponse, ShowResponse
 } from '../schemas/legacy.js'
-import type { Caller, ImportSource } from '../services/patches.js'
+import type { Caller } from '../services/queue.js'
+import type { ImportSource } from '../services/upload-dir.js'
+import { createLegacyViews } from './legacy-views.js'
 import { saveFileParts } from './file-parts.js'
 
 export const PREFIXES = ['/v1', '/patch'] as const
@@ -124,8 +126,8 @@ function bodyParsers (app: FastifyInstance): void {
 }
 
 export default async function legacyRoutes (app: FastifyInstance): Promise<void> {
-  const core = app.core
-  const { patches, store, config, hosts } = core
+  const { patches, imports, lifecycle, releases, installs, hosts, content, config } = app.core
+  const views = createLegacyViews({ patches, hosts })
 
   bodyParsers(app)
   await app.register(multipart, {
@@ -151,7 +153,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
           method,
           url,
           schema: { hide: !(prefix === '/v1' && url === '/v1/'), tags: ['legacy'], summary: 'All patches (unfiltered query)', operationId: method === 'GET' ? 'index' : 'indexPost', response: { 200: QueryResponse, 500: LegacyFault } },
-          handler: async (_request, reply) => await reply.type('application/json; charset=utf-8').send(patches.queryJson({}))
+          handler: async (_request, reply) => await reply.type('application/json; charset=utf-8').send(views.queryJson({}))
         })
       }
     }
@@ -163,7 +165,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     description: '`show` filters on repostate (available/applied/committed; anything else is no filter); `release` on sw_version.',
     response: QueryResponse,
     querystring: QueryQuery,
-    handler: async ({ params, reply }) => await reply.type('application/json; charset=utf-8').send(patches.queryJson({ show: params.show, release: params.release }))
+    handler: async ({ params, reply }) => await reply.type('application/json; charset=utf-8').send(views.queryJson({ show: params.show, release: params.release }))
   })
 
   register(app, {
@@ -171,7 +173,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'ids',
     summary: 'Show patches: metadata and contents',
     response: ShowResponse,
-    handler: ({ segs }) => patches.show(segs)
+    handler: ({ segs }) => views.show(segs)
   })
 
   register(app, {
@@ -180,7 +182,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     summary: 'Apply patches to the repository (`--all` as an ID applies every Available patch)',
     querystring: Type.Object({ 'skip-semantic': Type.Optional(Type.String({ description: 'yes skips the pre-apply semantic checks' })) }),
     response: LegacyResult,
-    handler: async ({ segs, params, caller }) => await patches.apply(caller, segs, { skipSemantic: flag(params, 'skip-semantic') })
+    handler: async ({ segs, params, caller }) => await lifecycle.apply(caller, segs, { skipSemantic: flag(params, 'skip-semantic') })
   })
 
   register(app, {
@@ -193,7 +195,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
       'skip-semantic': Type.Optional(Type.String({ description: 'yes skips the pre-remove semantic checks' }))
     }),
     response: LegacyResult,
-    handler: async ({ segs, params, caller }) => await patches.remove(caller, segs, {
+    handler: async ({ segs, params, caller }) => await lifecycle.remove(caller, segs, {
       removeUnremovable: flag(params, 'removeunremovable'),
       skipAppCheck: flag(params, 'skipappcheck'),
       skipSemantic: flag(params, 'skip-semantic')
@@ -205,7 +207,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'ids',
     summary: 'Delete Available patches and their payloads',
     response: LegacyResult,
-    handler: async ({ segs, caller }) => await patches.delete(caller, segs)
+    handler: async ({ segs, caller }) => await lifecycle.delete(caller, segs)
   })
 
   register(app, {
@@ -230,7 +232,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'ids',
     summary: 'Commit applied patches and their requirements (irreversible)',
     response: CommitResponse,
-    handler: async ({ segs, caller }) => await patches.commit(caller, segs, false)
+    handler: async ({ segs, caller }) => await lifecycle.commit(caller, segs, false)
   })
 
   register(app, {
@@ -238,7 +240,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'ids',
     summary: 'What a commit would do and free',
     response: CommitResponse,
-    handler: async ({ segs, caller }) => await patches.commit(caller, segs, true)
+    handler: async ({ segs, caller }) => await lifecycle.commit(caller, segs, true)
   })
 
   register(app, {
@@ -263,14 +265,14 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     summary: 'Record the patches an application needs (no IDs forgets the application)',
     querystring: Type.Object({ app: Type.Optional(Type.String({ description: 'Application name' })) }),
     response: ReportAppDependenciesResponse,
-    handler: async ({ segs, params, caller }) => await patches.reportAppDependencies(caller, typeof params.app === 'string' ? params.app : undefined, segs)
+    handler: async ({ segs, params, caller }) => await releases.reportAppDependencies(caller, typeof params.app === 'string' ? params.app : undefined, segs)
   })
 
   register(app, {
     name: 'query_app_dependencies',
     summary: 'Application → required patches',
     response: AppDependenciesResponse,
-    handler: () => patches.queryAppDependencies()
+    handler: () => releases.queryAppDependencies()
   })
 
   register(app, {
@@ -278,7 +280,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'release',
     summary: 'Make a release known so its patches can be uploaded',
     response: LegacyResult,
-    handler: async ({ segs, caller }) => segs.length === 0 ? { error: 'Release must be specified' } : await patches.initRelease(caller, segs[0])
+    handler: async ({ segs, caller }) => segs.length === 0 ? { error: 'Release must be specified' } : await releases.initRelease(caller, segs[0])
   })
 
   register(app, {
@@ -286,7 +288,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'release',
     summary: 'Forget a release and every patch of it',
     response: LegacyResult,
-    handler: async ({ segs, caller }) => segs.length === 0 ? { error: 'Release must be specified' } : await patches.delRelease(caller, segs[0])
+    handler: async ({ segs, caller }) => segs.length === 0 ? { error: 'Release must be specified' } : await releases.delRelease(caller, segs[0])
   })
 
   register(app, {
@@ -302,7 +304,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     response: LegacyResult,
     handler: async ({ params, caller }) => {
       const dirs = Object.values(params).flatMap((v) => Array.isArray(v) ? v : [v]).filter((v): v is string => typeof v === 'string' && v !== '')
-      return await patches.importDirs(caller, dirs)
+      return await imports.importDirs(caller, dirs)
     }
   })
 
@@ -311,7 +313,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'host',
     summary: 'Hosts and their patch status',
     response: QueryHostsResponse,
-    handler: async ({ reply }) => await reply.type('application/json; charset=utf-8').send(hosts.queryHostsJson())
+    handler: async ({ reply }) => await reply.type('application/json; charset=utf-8').send(views.queryHostsJson())
   })
 
   register(app, {
@@ -328,9 +330,9 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     summary: 'Ask a host to install the applied patch set (`/force` installs on an unlocked host)',
     response: LegacyResult,
     // force is on when any later segment is exactly `force` (spec 2.3.13).
-    handler: ({ segs, caller }) => segs.length === 0
+    handler: async ({ segs, caller }) => segs.length === 0
       ? { error: 'Host must be specified for install' }
-      : hosts.installAsync(caller, segs[0], segs.slice(1).includes('force'))
+      : await installs.installAsync(caller, segs[0], segs.slice(1).includes('force'))
   })
 
   register(app, {
@@ -338,13 +340,13 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'host',
     summary: 'Forget a host',
     response: LegacyResult,
-    handler: ({ segs, caller }) => segs.length === 0 ? { error: 'Host must be specified' } : hosts.drop(caller, segs[0])
+    handler: async ({ segs, caller }) => segs.length === 0 ? { error: 'Host must be specified' } : await hosts.drop(caller, segs[0])
   })
 
   /** Streams every `file` part to a private temp folder (bounded by MPATCH_MAX_UPLOAD_BYTES); imports the last one. */
   async function upload (request: FastifyRequest, caller: Caller): Promise<unknown> {
     if (!request.isMultipart()) return { error: 'Error: No file uploaded' }
-    const work = await store.makeWorkDir('upload')
+    const work = await content.makeWorkDir('upload')
     try {
       let last: ImportSource | undefined
       try {
@@ -356,9 +358,9 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
         throw err
       }
       if (last === undefined) return { error: 'Error: No file uploaded' }
-      return await patches.importFiles(caller, [last])
+      return await imports.importFiles(caller, [last])
     } finally {
-      await store.discard(work)
+      await content.discard(work)
     }
   }
 }

@@ -19,13 +19,13 @@ describe('migrate', () => {
 
     const first = migrate(db)
     const second = migrate(db)
-    const tables = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string, sql: string }>
+    const tables = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string, sql: string }>
 
     expect(first).toEqual((await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).sort())
     expect(second).toEqual([])
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1)
-    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['app_dependencies', 'audit', 'patch_files', 'patch_requires', 'patches', 'releases', 'schema_migrations']))
+    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['app_dependencies', 'audit', 'events', 'patch_files', 'patch_requires', 'patches', 'releases', 'schema_migrations']))
     expect(tables.every((t) => t.sql.trimEnd().endsWith('STRICT'))).toBe(true)
     db.close()
   })

@@ -89,7 +89,7 @@ describe('POST /v1/upload with hostile patches', () => {
     expect(after.json()).toEqual({ pd: {} })
     expect(await readdir(path.join(dataDir, 'tmp'))).toEqual([])
     expect(await readdir(path.join(dataDir, 'content'))).toEqual([])
-    expect(app.core.repos.audit.list(5)[0]).toMatchObject({ action: 'upload', result: 'error' })
+    expect(app.core.audit.list(5)[0]).toMatchObject({ action: 'upload', result: 'error' })
     expect(existsSync(path.resolve(dataDir, 'tmp', 'x', 'y', escapeRel))).toBe(false)
     expect(existsSync(path.resolve(dataDir, escapeRel))).toBe(false)
     expect(existsSync(escapeAbs)).toBe(false)

@@ -11,7 +11,7 @@ import {
 import type { HostPackage, HostRecord } from '../../src/db/hosts.js'
 
 function host (hostname: string, driver: Family, subfunctions: string[] = ['controller'], arch = 'x86_64'): HostRecord {
-  return { hostname, ip: '10.0.0.1', nodetype: subfunctions[0] ?? null, subfunctions, swVersion: '22.12', os: { id: 'x', versionId: '1', prettyName: 'X' }, arch, driver, state: 'idle', patchFailed: false, requiresReboot: false, rebootReasons: [], locked: true, inventoryHash: null, firstSeenAt: '', lastReportAt: '' }
+  return { hostname, ip: '10.0.0.1', nodetype: subfunctions[0] ?? null, subfunctions, swVersion: '22.12', os: { id: 'x', versionId: '1', prettyName: 'X' }, arch, driver, state: 'idle', patchFailed: false, requiresReboot: false, rebootReasons: [], locked: true, inventoryHash: null, bootId: null, patchedBootId: null, firstSeenAt: '', lastReportAt: '' }
 }
 
 /** A package file: `ver` is `version-release` (rpm) or a Debian version. */

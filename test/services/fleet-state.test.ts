@@ -6,7 +6,7 @@ import {
 import type { HostPackage, HostRecord } from '../../src/db/hosts.js'
 
 function host (hostname: string, driver: 'rpm' | 'deb', subfunctions: string[]): HostRecord {
-  return { hostname, ip: '10.0.0.1', nodetype: subfunctions[0] ?? null, subfunctions, swVersion: '22.12', os: { id: 'x', versionId: '1', prettyName: 'X' }, arch: 'x86_64', driver, state: 'idle', patchFailed: false, requiresReboot: false, rebootReasons: [], locked: true, inventoryHash: null, firstSeenAt: '', lastReportAt: '' }
+  return { hostname, ip: '10.0.0.1', nodetype: subfunctions[0] ?? null, subfunctions, swVersion: '22.12', os: { id: 'x', versionId: '1', prettyName: 'X' }, arch: 'x86_64', driver, state: 'idle', patchFailed: false, requiresReboot: false, rebootReasons: [], locked: true, inventoryHash: null, bootId: null, patchedBootId: null, firstSeenAt: '', lastReportAt: '' }
 }
 
 function src (patchId: string | null, name: string, version: string, release: string, arch = 'noarch'): SourcePackage {

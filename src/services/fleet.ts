@@ -1,0 +1,371 @@
+/**
+ * The fleet model in memory: every host record, its inventory index, the packages patches added
+ * to it, how fresh its inventory is, the interim sets, and each host's analysis by the state rule
+ * (fleet-state.ts), cached per catalogue/feed generation and per host generation. Report
+ * ingestion and installs change it through the methods below; reads use it without touching the
+ * database. It hears about apply/remove (interim sets) and feed changes through domain events.
+ */
+import type { Repos } from '../db/index.js'
+import type { HostPackage, HostRecord } from '../db/hosts.js'
+import type { Catalog } from './catalog.js'
+import type { EventBus } from './events.js'
+import {
+  analyzeHost, buildGroup, evrOf, familyOfDriver, indexReport, reanalyzeHost, UNMANAGED,
+  type Duplicates, type GroupView, type HeldPackage, type HostAnalysis, type InventoryIndex, type PatchFacts, type SourcePackage
+} from './fleet-state.js'
+
+/** A held package on a host, for the `remove` answer's warnings. */
+export interface HostHeld extends HeldPackage { hostname: string }
+
+interface Indexed { key: string, index: InventoryIndex, duplicates: Duplicates }
+
+const reportMs = (h: HostRecord): number => Date.parse(h.lastReportAt)
+
+export function createFleet (deps: { repos: Repos, catalog: Catalog, events: EventBus, now: () => number }) {
+  const { repos, catalog, now } = deps
+
+  const hosts = new Map<string, HostRecord>()
+  // Which hosts have reported an inventory (their packages live in the database and, indexed, in `indexes`).
+  const hasInventory = new Set<string>()
+  const indexes = new Map<string, Indexed>()
+  // Per host, `name\0arch` of packages a patch is known to have added there (mirrored from host_introduced).
+  const introduced = new Map<string, Set<string>>()
+  // When each host's inventory was read (ms), the gap between its last two reports (its report
+  // interval), and the hosts asked for a full inventory that have not sent it yet: stale_details.
+  const inventoryAt = new Map<string, number>()
+  const reportGap = new Map<string, number>()
+  const askedInventory = new Set<string>()
+  // Patch → when its last apply/remove happened (ms); hosts whose last report is older are pending for it.
+  const interimSince = new Map<string, number>()
+  const hostGen = new Map<string, number>()
+  let gen = 0
+  // Hosts whose only change since the last flush is their report time (written in batches).
+  const lastReportDirty = new Set<string>()
+  // Bumped by every change the host views show except the passing of time.
+  let version = 0
+
+  // Derived state, cached: group views per catalogue/feed generation, analyses per host generation.
+  let feedGen = 0
+  let sourcesKey = ''
+  let sources: SourcePackage[] = []
+  let patchFacts = new Map<string, PatchFacts>()
+  let groups = new Map<string, GroupView>()
+  let rebootNames = new Map<string, Set<string>>()
+  const analyses = new Map<string, { key: string, sourcesKey: string, hostGen: number, analysis: HostAnalysis }>()
+  // Catalogue changes in order: each names the package names it may have changed (null: all).
+  // An analysis made before a change is brought up to date by redoing just those names.
+  let transitions: Array<{ from: string, to: string, names: Set<string> | null }> = []
+  let lastFeedGen = feedGen
+
+  deps.events.subscribe(({ event }) => {
+    if (event.type === 'patch.repostate') setInterim(event.ids)
+    else if (event.type === 'feed' || event.type === 'release') {
+      feedGen++
+      version++
+    }
+  })
+
+  function setInterim (ids: readonly string[]): void {
+    if (ids.length === 0 || hosts.size === 0) return
+    const since = now()
+    repos.tx(() => { repos.hosts.setInterim(ids, new Date(since).toISOString()) })
+    for (const id of ids) interimSince.set(id, since)
+    version++
+  }
+
+  function indexEntry (h: HostRecord, key: string, pkgs: readonly HostPackage[]): Indexed {
+    return { key, ...indexReport(familyOfDriver(h.driver), h.arch, pkgs) }
+  }
+
+  // Inventory indexes, rebuilt when a host's inventory, architecture or driver changes.
+  function indexedOf (h: HostRecord): Indexed {
+    const key = `${hostGen.get(h.hostname) ?? 0}`
+    const cached = indexes.get(h.hostname)
+    if (cached !== undefined && cached.key === key) return cached
+    // Only when the driver or architecture changed without a new inventory: read it back.
+    const e = indexEntry(h, key, repos.hosts.packages(h.hostname))
+    indexes.set(h.hostname, e)
+    return e
+  }
+
+  function catalogKey (): string {
+    return `${catalog.generation()}|${feedGen}`
+  }
+
+  /** Per patch: its package names, and a fingerprint of everything the state rule reads from it. */
+  function patchPrints (facts: Map<string, PatchFacts>, srcs: SourcePackage[]): Map<string, { names: Set<string>, print: string }> {
+    const out = new Map<string, { names: Set<string>, print: string }>()
+    for (const p of facts.values()) {
+      const names = new Set(Object.values(p.personalities).flat())
+      out.set(p.id, { names, print: `${p.swVersion}|${p.repostate}|${JSON.stringify(p.personalities)}` })
+    }
+    for (const f of srcs) {
+      if (f.patchId === null) continue
+      const e = out.get(f.patchId)
+      if (e === undefined) continue
+      e.names.add(f.name)
+      e.print += `|${f.name}\0${evrOf(f)}\0${f.arch}\0${f.sha256}\0${String(f.available)}`
+    }
+    return out
+  }
+
+  function refreshSources (): void {
+    const key = catalogKey()
+    if (key === sourcesKey) return
+    const before = patchPrints(patchFacts, sources)
+    const from = sourcesKey
+    sourcesKey = key
+    patchFacts = new Map(catalog.patches().map((p) => [p.id, { id: p.id, swVersion: p.swVersion, repostate: p.repostate, rebootRequired: p.rebootRequired, personalities: p.personalities }]))
+    sources = [
+      ...repos.feeds.all().map((f) => ({ ...f, patchId: null, available: true })),
+      ...repos.patches.packageFiles().map((f) => ({ ...f, available: !f.pruned }))
+    ]
+    groups = new Map()
+    rebootNames = new Map()
+    let names: Set<string> | null = null
+    if (feedGen === lastFeedGen && from !== '') {
+      names = new Set()
+      const after = patchPrints(patchFacts, sources)
+      for (const id of new Set([...before.keys(), ...after.keys()])) {
+        const a = before.get(id)
+        const b = after.get(id)
+        if (a?.print === b?.print) continue
+        for (const n of a?.names ?? []) names.add(n)
+        for (const n of b?.names ?? []) names.add(n)
+      }
+    }
+    lastFeedGen = feedGen
+    transitions.push({ from, to: key, names })
+    if (transitions.length > 32) transitions = transitions.slice(-32)
+  }
+
+  /** The names changed between catalogue `from` and the current one, or null when unknown. */
+  function changedSince (from: string): Set<string> | null {
+    const i = transitions.findIndex((t) => t.from === from)
+    if (i < 0) return null
+    const names = new Set<string>()
+    for (const t of transitions.slice(i)) {
+      if (t.names === null) return null
+      for (const n of t.names) names.add(n)
+    }
+    return names
+  }
+
+  /** The shared view of the host's (release, family, arch) group; call after refreshSources. */
+  function groupOf (h: HostRecord, family: NonNullable<ReturnType<typeof familyOfDriver>>): GroupView {
+    const gkey = `${h.swVersion}\0${family}\0${h.arch}`
+    let group = groups.get(gkey)
+    if (group === undefined) {
+      group = buildGroup(family, h.swVersion, h.arch, sources, patchFacts)
+      groups.set(gkey, group)
+    }
+    return group
+  }
+
+  function analysisOf (h: HostRecord): HostAnalysis {
+    refreshSources()
+    const family = familyOfDriver(h.driver)
+    if (family === null) return UNMANAGED
+    const hg = hostGen.get(h.hostname) ?? 0
+    const key = `${sourcesKey}|${hg}`
+    const cached = analyses.get(h.hostname)
+    if (cached !== undefined && cached.key === key) return cached.analysis
+    const group = groupOf(h, family)
+    const facts = { host: h, index: indexedOf(h).index, introduced: introduced.get(h.hostname) }
+    const names = cached !== undefined && cached.hostGen === hg ? changedSince(cached.sourcesKey) : null
+    const analysis = names !== null && cached !== undefined ? reanalyzeHost(facts, group, cached.analysis, names) : analyzeHost(facts, group)
+    analyses.set(h.hostname, { key, sourcesKey, hostGen: hg, analysis })
+    return analysis
+  }
+
+  function oldestReport (): number {
+    let min = Infinity
+    for (const h of hosts.values()) min = Math.min(min, reportMs(h))
+    return min
+  }
+
+  function newestInterim (): number {
+    let max = -Infinity
+    for (const v of interimSince.values()) max = Math.max(max, v)
+    return max
+  }
+
+  return {
+    /** Loads hosts, inventories, introduced packages and interim sets from the database. */
+    load (): void {
+      hosts.clear()
+      hasInventory.clear()
+      indexes.clear()
+      interimSince.clear()
+      introduced.clear()
+      inventoryAt.clear()
+      reportGap.clear()
+      askedInventory.clear()
+      for (const h of repos.hosts.all()) hosts.set(h.hostname, h)
+      for (const [name, pkgs] of repos.hosts.allPackages()) {
+        hasInventory.add(name)
+        const h = hosts.get(name)
+        if (h !== undefined) {
+          indexes.set(name, indexEntry(h, '0', pkgs))
+          inventoryAt.set(name, reportMs(h))
+        }
+      }
+      for (const [name, pkgs] of repos.hosts.introduced()) introduced.set(name, new Set(pkgs.map((p) => `${p.name}\0${p.arch}`)))
+      for (const { patchId, since } of repos.hosts.interim()) interimSince.set(patchId, Date.parse(since))
+      version++
+    },
+
+    get: (hostname: string): HostRecord | undefined => hosts.get(hostname),
+    list: (): HostRecord[] => [...hosts.values()],
+    size: (): number => hosts.size,
+    /** A host by name, or by the IP it reports (legacy host keys). */
+    find: (key: string): HostRecord | undefined => hosts.get(key) ?? [...hosts.values()].find((h) => h.ip === key),
+    hasInventory: (hostname: string): boolean => hasInventory.has(hostname),
+    analysis: analysisOf,
+    /** The analysis cache key of a host (changes whenever its analysis may have). */
+    analysisKey: (h: HostRecord): string => {
+      analysisOf(h)
+      return analyses.get(h.hostname)?.key ?? ''
+    },
+    duplicates: (h: HostRecord): Duplicates => indexedOf(h).duplicates,
+    introduced: (hostname: string): ReadonlySet<string> | undefined => introduced.get(hostname),
+
+    /** Whether a host can have missing_pkgs at all: only Applied patches' personality packages are. */
+    mayMiss (h: HostRecord): boolean {
+      refreshSources()
+      const family = familyOfDriver(h.driver)
+      return family !== null && groupOf(h, family).personality.size > 0
+    },
+
+    /** Package names of reboot-required patches of the host's release and family (an install touching one needs a reboot). */
+    rebootRequiredNames (h: HostRecord): ReadonlySet<string> {
+      refreshSources()
+      const family = familyOfDriver(h.driver)
+      const key = `${h.swVersion}\0${family ?? ''}`
+      let set = rebootNames.get(key)
+      if (set === undefined) {
+        set = new Set()
+        for (const s of sources) {
+          const p = s.patchId === null ? undefined : patchFacts.get(s.patchId)
+          if (p?.rebootRequired === 'Y' && p.swVersion === h.swVersion && s.family === family) set.add(s.name)
+        }
+        rebootNames.set(key, set)
+      }
+      return set
+    },
+
+    /** Patchstates found by the per-host comparison, and the patches still interim: what the state rule needs. */
+    stateFacts (): { hostCount: number, interim: Set<string>, hostFindings: Map<string, 'Partial-Apply' | 'Partial-Remove'> } {
+      const hostFindings = new Map<string, 'Partial-Apply' | 'Partial-Remove'>()
+      for (const h of hosts.values()) for (const [id, st] of analysisOf(h).findings) hostFindings.set(id, st)
+      const oldest = oldestReport()
+      const interim = new Set<string>()
+      for (const [id, since] of interimSince) if (since >= oldest) interim.add(id)
+      return { hostCount: hosts.size, interim, hostFindings }
+    },
+
+    /** Every held package of the fleet, with its host. */
+    held: (): HostHeld[] => [...hosts.values()].flatMap((h) => analysisOf(h).held.map((x) => ({ ...x, hostname: h.hostname }))),
+
+    /** stale_details: the inventory lags the reports by over two report intervals, or a full one was asked for and has not come. */
+    stale (h: HostRecord): boolean {
+      if (askedInventory.has(h.hostname)) return true
+      const at = inventoryAt.get(h.hostname)
+      const gap = reportGap.get(h.hostname)
+      return at !== undefined && gap !== undefined && reportMs(h) - at > 2 * gap
+    },
+
+    /** Whether the host has not reported since the newest apply/remove (interim_state). */
+    interim: (h: HostRecord): boolean => reportMs(h) <= newestInterim(),
+
+    /** Now, but strictly after the newest apply/remove, so a report always counts as caught up with it. */
+    reportStamp: (): string => new Date(Math.max(now(), newestInterim() + 1)).toISOString(),
+
+    /** Changes whenever something the views show changes, except the passing of time. */
+    version: (): number => version + gen,
+
+    // --- Changes (called from the mutation queue or an agent report, inside their transaction) ---
+
+    /**
+     * Takes a host's new record into memory: `inventory` when the report or result brought one,
+     * `changed` when the state rule's inputs changed (the host's analysis must be redone).
+     */
+    put (h: HostRecord, o: { inventory?: readonly HostPackage[], changed: boolean }): void {
+      hosts.set(h.hostname, h)
+      lastReportDirty.delete(h.hostname)
+      if (o.changed || o.inventory !== undefined) hostGen.set(h.hostname, ++gen)
+      if (o.inventory !== undefined) {
+        hasInventory.add(h.hostname)
+        indexes.set(h.hostname, indexEntry(h, `${hostGen.get(h.hostname) ?? 0}`, o.inventory))
+      }
+      version++
+    },
+
+    /** A report that changed nothing but its time: kept in memory, written in batches. */
+    touchReport (h: HostRecord): void {
+      hosts.set(h.hostname, h)
+      lastReportDirty.add(h.hostname)
+    },
+
+    /** Something a view shows changed without a new record (stale_details turned). */
+    viewChanged (): void { version++ },
+
+    /** Forces a new analysis of the host (its introduced packages changed). */
+    reanalyze (hostname: string): void { hostGen.set(hostname, ++gen) },
+
+    /** Records report timing for stale_details: the gap to the previous report, and whether the inventory is known (and since when). */
+    noteInventory (hostname: string, o: { reportAt: number, previousAt: number | null, inventoryAt: number | null }): void {
+      if (o.previousAt !== null) reportGap.set(hostname, Math.max(0, o.reportAt - o.previousAt))
+      if (o.inventoryAt !== null) {
+        inventoryAt.set(hostname, Math.min(o.inventoryAt, o.reportAt))
+        askedInventory.delete(hostname)
+      } else {
+        askedInventory.add(hostname)
+      }
+    },
+
+    /** Replaces what is known to have come with a patch on a host (the caller wrote the rows). */
+    setIntroduced (hostname: string, set: Set<string>): void {
+      if (set.size > 0) introduced.set(hostname, set)
+      else introduced.delete(hostname)
+    },
+
+    /** Forgets a host (the caller deleted its rows). */
+    forget (hostname: string): void {
+      hosts.delete(hostname)
+      hasInventory.delete(hostname)
+      introduced.delete(hostname)
+      inventoryAt.delete(hostname)
+      reportGap.delete(hostname)
+      askedInventory.delete(hostname)
+      analyses.delete(hostname)
+      indexes.delete(hostname)
+      hostGen.delete(hostname)
+      lastReportDirty.delete(hostname)
+      version++
+    },
+
+    /** Writes the report times kept in memory since the last flush, in one transaction. */
+    flushReportTimes (): void {
+      if (lastReportDirty.size === 0) return
+      repos.tx(() => {
+        for (const name of lastReportDirty) {
+          const h = hosts.get(name)
+          if (h !== undefined) repos.hosts.save(h)
+        }
+      })
+      lastReportDirty.clear()
+    },
+
+    /** Forgets interim marks every host has caught up with. */
+    pruneInterim (): void {
+      const oldest = oldestReport()
+      const done = [...interimSince].filter(([, since]) => since < oldest).map(([id]) => id)
+      if (done.length === 0) return
+      repos.tx(() => { for (const id of done) repos.hosts.clearInterim(id) })
+      for (const id of done) interimSince.delete(id)
+    }
+  }
+}
+
+export type Fleet = ReturnType<typeof createFleet>

@@ -1,0 +1,301 @@
+/**
+ * The patch lifecycle (spec 3.4–3.7): apply, remove, delete and commit, each one call of the
+ * mutation queue. Apply/remove refuse while any host installs (checked again after the semantic
+ * checks, which may take long); payloads a delete or commit frees are removed inside the same
+ * queued call, so a concurrent upload of the same bytes cannot lose its file.
+ */
+import type { Config } from '../config.js'
+import type { Repos } from '../db/index.js'
+import type { PatchPackageFile, StoredFile, StoredPatch } from '../db/patches.js'
+import type { ContentStore } from '../store/content.js'
+import { isValidPatchId } from '../patchfile/ids.js'
+import type { Catalog } from './catalog.js'
+import type { EventBus } from './events.js'
+import type { Fleet } from './fleet.js'
+import type { Installs } from './installs.js'
+import type { PatchStates } from './states.js'
+import type { Caller, MutationQueue } from './queue.js'
+import { dependencies, topologicalOrder } from './ordering.js'
+import { compareBy, evrOf } from './fleet-state.js'
+import type { createSemanticChecker } from './semantic-checks.js'
+import { Messages, type ErrorOnly, type LegacyResult } from './results.js'
+
+/** The legacy refusal of apply/remove while hosts install. */
+export const HOSTS_INSTALLING = 'Rejected: One or more nodes are installing patches.'
+
+export function uniqueSorted (ids: readonly string[]): string[] {
+  return [...new Set(ids)].sort()
+}
+
+export function invalidIdLines (ids: readonly string[]): string {
+  return ids.filter((id) => !isValidPatchId(id)).map((id) => `Invalid patch ID: ${id}\n`).join('')
+}
+
+function requiredByLines (required: Map<string, Set<string>>): string {
+  return [...required.keys()].sort().map((r) => `${r} is required by: ${[...(required.get(r) as Set<string>)].sort().join(', ')}\n`).join('')
+}
+
+export interface LifecycleDeps {
+  config: Config
+  repos: Repos
+  store: ContentStore
+  catalog: Catalog
+  states: PatchStates
+  fleet: Fleet
+  installs: Installs
+  queue: MutationQueue
+  events: EventBus
+  semantic: ReturnType<typeof createSemanticChecker>
+}
+
+export function createPatchLifecycle (deps: LifecycleDeps) {
+  const { config, repos, store, catalog, states, fleet, installs, queue, events, semantic } = deps
+  const requiresOf = catalog.requiresOf
+
+  function installingGuard (): ErrorOnly | null {
+    const installing = installs.anyOpen() || fleet.list().some((h) => h.state === 'installing')
+    return installing ? { error: HOSTS_INSTALLING } : null
+  }
+
+  async function apply (idsIn: string[], opts: { skipSemantic: boolean }): Promise<LegacyResult | ErrorOnly> {
+    const m = new Messages()
+    let ids = uniqueSorted(idsIn)
+    if (ids.includes('--all')) {
+      ids = catalog.patches().filter((p) => p.repostate === 'Available').map((p) => p.id).sort()
+      if (ids.length === 0) {
+        m.info += 'There are no available patches to be applied.\n'
+        return m.result()
+      }
+    }
+    m.error += invalidIdLines(ids)
+    if (m.error !== '') return m.result()
+    for (const id of ids) if (!catalog.has(id)) m.error += `Patch ${id} does not exist\n`
+    if (m.error !== '') return m.result()
+    const order = topologicalOrder(ids, requiresOf)
+    for (const id of order) {
+      const p = catalog.get(id) as StoredPatch
+      if (p.applyActiveReleaseOnly === 'Y' && p.swVersion !== config.MPATCH_SW_VERSION) m.error += `${id} cannot be applied in an upgrade\n`
+    }
+    if (m.error !== '') return m.result()
+    const listed = new Set(ids)
+    const missing = new Map<string, Set<string>>()
+    for (const id of order) {
+      for (const r of requiresOf(id) ?? []) {
+        if (listed.has(r)) continue
+        const rp = catalog.get(r)
+        if (rp === undefined || rp.repostate === 'Available') {
+          const set = missing.get(r) ?? new Set<string>()
+          set.add(id)
+          missing.set(r, set)
+        }
+      }
+    }
+    m.error += requiredByLines(missing)
+    if (m.error !== '') return m.result()
+    const refused = await semanticGate('pre-apply', order, opts.skipSemantic) ?? installingGuard()
+    if (refused !== null) return refused
+    moveRepostates(m, order, 'Applied', 'is already in the repo', 'is now in the repo')
+    return m.result()
+  }
+
+  async function remove (idsIn: string[], opts: { removeUnremovable: boolean, skipAppCheck: boolean, skipSemantic: boolean }): Promise<LegacyResult | ErrorOnly> {
+    const m = new Messages()
+    const ids = uniqueSorted(idsIn)
+    m.error += invalidIdLines(ids)
+    if (m.error !== '') return m.result()
+    for (const id of ids) if (!catalog.has(id)) m.error += `Patch ${id} does not exist\n`
+    if (m.error !== '') return m.result()
+    if (new Set(ids.map((id) => (catalog.get(id) as StoredPatch).swVersion)).size > 1) {
+      m.error += 'Patch list provided belongs to different software versions.\n'
+      return m.result()
+    }
+    const order = topologicalOrder(ids, requiresOf, true)
+    for (const id of order) {
+      const p = catalog.get(id) as StoredPatch
+      if (p.unremovable === 'Y') {
+        if (opts.removeUnremovable) m.warning += `Unremovable patch ${id} being removed\n`
+        else m.error += `Patch ${id} is not removable\n`
+      } else if (p.repostate === 'Committed') {
+        m.error += `Patch ${id} is committed and cannot be removed\n`
+      }
+    }
+    if (m.error !== '') return m.result()
+    const listed = new Set(ids)
+    const requiredBy = new Map<string, Set<string>>()
+    for (const p of catalog.patches()) {
+      if (listed.has(p.id) || p.repostate === 'Available') continue
+      for (const r of p.requires) {
+        if (!listed.has(r)) continue
+        const set = requiredBy.get(r) ?? new Set<string>()
+        set.add(p.id)
+        requiredBy.set(r, set)
+      }
+    }
+    m.error += requiredByLines(requiredBy)
+    if (m.error !== '') return m.result()
+    if (!opts.skipAppCheck) {
+      const apps = repos.appDependencies.map()
+      for (const id of order) {
+        const users = Object.keys(apps).filter((a) => (apps[a] as string[]).includes(id))
+        if (users.length > 0) m.error += `${id} is required by application(s): ${users.join(', ')}\n`
+      }
+      if (m.error !== '') return m.result()
+    }
+    const refused = await semanticGate('pre-remove', order, opts.skipSemantic) ?? installingGuard()
+    if (refused !== null) return refused
+    moveRepostates(m, order, 'Available', 'is not in the repo', 'has been removed from the repo')
+    // design.md section 5: a package with nothing to go back to stays; say so per patch and host.
+    const removed = new Set(order)
+    for (const x of fleet.held()) {
+      if (x.patchId !== null && removed.has(x.patchId)) m.warning += `${x.patchId}: ${x.name} stays at ${x.installed} on ${x.hostname}: no older version to go back to\n`
+    }
+    return m.result()
+  }
+  /** D14: runs the `action` checks when enabled and not skipped; the legacy error on a failure. */
+  async function semanticGate (action: 'pre-apply' | 'pre-remove', order: string[], skip: boolean): Promise<ErrorOnly | null> {
+    if (skip || !config.MPATCH_SEMANTIC_CHECKS) return null
+    const failed = await semantic.run(action, order, (id) => repos.patches.files(id), states.all())
+    return failed === null ? null : { error: `Error: Semantic check failed for ${failed.id}:\n${failed.output}` }
+  }
+
+  /**
+   * Moves the patches of `order` to `to` in one transaction (apply: Applied, remove: Available);
+   * a patch already on that side only gets the `already` line. Emits the repostate event.
+   */
+  function moveRepostates (m: Messages, order: string[], to: 'Applied' | 'Available', already: string, done: string): void {
+    const changed: string[] = []
+    repos.tx(() => {
+      for (const id of order) {
+        const onTarget = to === 'Applied' ? (catalog.get(id) as StoredPatch).repostate !== 'Available' : (catalog.get(id) as StoredPatch).repostate === 'Available'
+        if (onTarget) {
+          m.info += `${id} ${already}\n`
+          continue
+        }
+        repos.patches.setRepostate(id, to)
+        changed.push(id)
+        m.info += `${id} ${done}\n`
+      }
+    })
+    catalog.reload()
+    if (changed.length > 0) events.emit({ type: 'patch.repostate', action: to === 'Applied' ? 'apply' : 'remove', ids: changed })
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // delete (3.6), commit (3.7)
+
+  async function deletePatches (idsIn: string[]): Promise<LegacyResult> {
+    const m = new Messages()
+    const ids = uniqueSorted(idsIn)
+    m.error += invalidIdLines(ids)
+    if (m.error !== '') return m.result()
+    for (const id of ids) {
+      const p = catalog.get(id)
+      if (p === undefined) m.error += `Patch ${id} does not exist\n`
+      else if (p.repostate !== 'Available' || !['Available', 'n/a'].includes(states.of(id))) m.error += `Patch ${id} not in Available state\n`
+    }
+    if (m.error !== '') return m.result()
+    const garbage: string[] = []
+    repos.tx(() => {
+      for (const id of ids) {
+        garbage.push(...repos.patches.delete(id))
+        m.info += `${id} has been deleted\n`
+      }
+    })
+    const feedShas = repos.feeds.referencedShas()
+    await store.remove(garbage.filter((sha) => !feedShas.has(sha)))
+    catalog.reload()
+    events.emit({ type: 'patch.catalog', action: 'delete', ids })
+    return m.result()
+  }
+
+  /** Payload rows a commit of `set` turns into garbage: every lower version of a package the set also holds at a higher one. */
+  function commitGarbage (set: string[]): Array<{ patch: string, file: StoredFile }> {
+    const members = new Set(set)
+    const best = new Map<string, { evr: string, file: PatchPackageFile }>()
+    const all: Array<{ key: string, file: PatchPackageFile }> = []
+    // Package identities were read from the headers at import.
+    for (const f of repos.patches.packageFiles()) {
+      if (!members.has(f.patchId) || f.pruned) continue
+      const key = `${(catalog.get(f.patchId) as StoredPatch).swVersion}\0${f.family}\0${f.name}\0${f.arch}`
+      all.push({ key, file: f })
+      const evr = evrOf(f)
+      const cur = best.get(key)
+      if (cur === undefined || compareBy[f.family](evr, cur.evr) > 0) best.set(key, { evr, file: f })
+    }
+    return all.filter((e) => best.get(e.key)?.file !== e.file)
+      .map((e) => ({ patch: e.file.patchId, file: { kind: 'software' as const, name: e.file.fileName, sha256: e.file.sha256, size: e.file.size } }))
+  }
+
+  async function commit (idsIn: string[], dryRun: boolean): Promise<{ info: string, error: string }> {
+    const m = new Messages()
+    const nonRel = catalog.patches().filter((p) => p.status !== 'REL')
+    if (nonRel.length > 0) {
+      m.error += 'A commit cannot be performed with non-REL status patches in the system:\n' + nonRel.map((p) => `    ${p.id}\n`).join('')
+      return { info: m.info, error: m.error }
+    }
+    const ids = uniqueSorted(idsIn)
+    m.error += invalidIdLines(ids)
+    for (const id of ids) if (isValidPatchId(id) && !catalog.has(id)) m.error += `${id} is unrecognized\n`
+    if (m.error !== '') return { info: m.info, error: m.error }
+    const set = dependencies(ids, requiresOf, true)
+    const hostCount = fleet.size()
+    const notApplied = set.filter((id) => {
+      const p = catalog.get(id)
+      if (p === undefined) return true
+      const st = states.of(id)
+      if (st === 'Applied' || st === 'Committed') return false
+      // Deliberate difference: with no hosts at all nothing can disagree with the repo, so the repostate decides.
+      return !(hostCount === 0 && st === 'n/a' && p.repostate !== 'Available')
+    })
+    if (notApplied.length > 0) {
+      m.error += 'The following patches are not applied and cannot be committed:\n' + notApplied.map((id) => `    ${id}\n`).join('')
+      return { info: m.info, error: m.error }
+    }
+    const garbage = commitGarbage(set)
+    if (dryRun) {
+      const bytes = garbage.reduce((n, g) => n + g.file.size, 0)
+      m.info += `This commit operation would free ${(bytes / 1048576).toFixed(2)} MiB`
+      return { info: m.info, error: m.error }
+    }
+    const freed: string[] = []
+    repos.tx(() => {
+      for (const id of set) repos.patches.setRepostate(id, 'Committed')
+      for (const g of garbage) {
+        const sha = repos.patches.prune(g.patch, g.file.kind, g.file.name, g.file.sha256)
+        if (sha !== null) freed.push(sha)
+      }
+    })
+    const feedShas = repos.feeds.referencedShas()
+    await store.remove(freed.filter((sha) => !feedShas.has(sha)))
+    catalog.reload()
+    events.emit({ type: 'patch.catalog', action: 'commit', ids: set })
+    m.info += 'The patches have been committed.'
+    return { info: m.info, error: m.error }
+  }
+
+  /** One audited call in the queue; the catalogue is reloaded whatever happened (a failed call may have written). */
+  async function mutation<T extends { error?: string, info?: string }> (kind: 'apply' | 'remove' | 'other', caller: Caller, action: string, target: string,
+    params: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+    return await queue.mutate(kind, { caller, action, target, params }, async () => {
+      try {
+        return await fn()
+      } finally {
+        catalog.reload()
+      }
+    })
+  }
+
+  return {
+    apply: async (caller: Caller, ids: string[], opts: { skipSemantic: boolean }) =>
+      await mutation('apply', caller, 'apply', ids.join(' '), opts, async () => installingGuard() ?? await apply(ids, opts)),
+    remove: async (caller: Caller, ids: string[], opts: { removeUnremovable: boolean, skipAppCheck: boolean, skipSemantic: boolean }) =>
+      await mutation('remove', caller, 'remove', ids.join(' '), opts, async () => installingGuard() ?? await remove(ids, opts)),
+    delete: async (caller: Caller, ids: string[]) => await mutation('other', caller, 'delete', ids.join(' '), {}, async () => await deletePatches(ids)),
+    /** commit; the dry run changes nothing and is not audited, but still waits its turn (it reads what the queue writes). */
+    commit: async (caller: Caller, ids: string[], dryRun: boolean) => dryRun
+      ? await queue.run('other', async () => await commit(ids, true))
+      : await mutation('other', caller, 'commit', ids.join(' '), {}, async () => await commit(ids, false))
+  }
+}
+
+export type PatchLifecycle = ReturnType<typeof createPatchLifecycle>

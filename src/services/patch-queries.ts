@@ -1,0 +1,72 @@
+/** Read-only questions about patches (spec 2.3): query, show, what_requires, query_dependencies, is_applied/is_available. */
+import type { Repostate, StoredPatch } from '../db/patches.js'
+import { isValidPatchId } from '../patchfile/ids.js'
+import type { Catalog } from './catalog.js'
+import type { PatchStates } from './states.js'
+import type { Patchstate } from './patch-state.js'
+import { dependencies } from './ordering.js'
+import { invalidIdLines, uniqueSorted } from './patch-lifecycle.js'
+import { Messages, type LegacyResult } from './results.js'
+
+export interface PatchWithState { patch: StoredPatch, patchstate: Patchstate }
+
+export function createPatchQueries (deps: { catalog: Catalog, states: PatchStates }) {
+  const { catalog, states } = deps
+  return {
+    get: catalog.get,
+    patches: catalog.patches,
+    patchstate: states.of,
+    /** Changes whenever a patch or a patchstate may have changed (for response caching). */
+    version: (): string => states.version(),
+
+    /** Patches in catalogue order, filtered by repostate and release. */
+    list (filter: { repostate?: Repostate, release?: string }): PatchWithState[] {
+      const out: PatchWithState[] = []
+      for (const p of catalog.patches()) {
+        if (filter.repostate !== undefined && p.repostate !== filter.repostate) continue
+        if (filter.release !== undefined && filter.release !== p.swVersion) continue
+        out.push({ patch: p, patchstate: states.of(p.id) })
+      }
+      return out
+    },
+
+    /** The named patches, and an error line per unknown one. */
+    show (ids: string[]): { found: PatchWithState[], error: string } {
+      const found: PatchWithState[] = []
+      let error = ''
+      for (const id of ids) {
+        const p = isValidPatchId(id) ? catalog.get(id) : undefined
+        if (p === undefined) error += `${id} is unrecognized\n`
+        else found.push({ patch: p, patchstate: states.of(id) })
+      }
+      return { found, error }
+    },
+
+    whatRequires (idsIn: string[]): LegacyResult {
+      const m = new Messages()
+      const ids = [...new Set(idsIn)]
+      m.error += invalidIdLines(ids)
+      for (const id of ids) if (isValidPatchId(id) && !catalog.has(id)) m.error += `Patch ${id} does not exist\n`
+      if (m.error !== '') return m.result()
+      for (const id of ids) {
+        const by = catalog.patches().filter((p) => p.requires.includes(id)).map((p) => p.id).sort()
+        m.info += by.length > 0 ? `${id} is required by: ${by.join(', ')}\n` : `${id} is not required by any patches.\n`
+      }
+      return m.result()
+    },
+
+    queryDependencies (idsIn: string[], recursive: boolean): { patches: string[], error: string } {
+      const ids = uniqueSorted(idsIn)
+      let error = invalidIdLines(ids)
+      for (const id of ids) if (isValidPatchId(id) && !catalog.has(id)) error += `${id} is unrecognized\n`
+      if (error !== '') return { patches: [], error }
+      return { patches: dependencies(ids, catalog.requiresOf, recursive), error: '' }
+    },
+
+    isInState (idsIn: string[], state: 'Applied' | 'Available'): boolean {
+      return idsIn.every((id) => catalog.has(id) && states.of(id) === state)
+    }
+  }
+}
+
+export type PatchQueries = ReturnType<typeof createPatchQueries>

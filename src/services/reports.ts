@@ -1,0 +1,97 @@
+/**
+ * Agent reports: upsert the host, take its inventory (or note that the controller needs it), mark
+ * a picked-up install as started, and keep the boot id (a new one clears a reboot an install made
+ * necessary). A report that changes nothing but its time stays in memory (written in batches).
+ */
+import type { Static } from 'typebox'
+import type { Repos } from '../db/index.js'
+import type { HostRecord } from '../db/hosts.js'
+import type { InstallRecord } from '../db/installs.js'
+import type { ReportBody } from '../schemas/agents.js'
+import type { EventBus } from './events.js'
+import type { Fleet } from './fleet.js'
+import type { Installs } from './installs.js'
+import { noteIntroduced } from './introduced.js'
+
+export type AgentReport = Static<typeof ReportBody>
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i])
+
+export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Installs, events: EventBus, now: () => number }) {
+  const { repos, fleet, installs, events, now } = deps
+
+  return {
+    /** An agent's report: upsert the host, take its inventory, clear its interim memberships. */
+    report (hostname: string, r: AgentReport, sourceIp: string): { needInventory: boolean, installPending: boolean } {
+      const prev = fleet.get(hostname)
+      const inventoryKnown = r.inventory !== undefined || (prev?.inventoryHash === r.inventoryHash && fleet.hasInventory(hostname))
+      const subfunctions = r.subfunctions ?? (r.nodetype != null ? [r.nodetype] : [])
+      const bootId = r.bootId ?? prev?.bootId ?? null
+      // A new boot id means the host rebooted: a reboot an install made necessary is done.
+      const patchedBootId = prev?.patchedBootId != null && r.bootId !== undefined && r.bootId !== prev.patchedBootId ? null : (prev?.patchedBootId ?? null)
+      const h: HostRecord = {
+        hostname,
+        ip: r.ip ?? sourceIp,
+        nodetype: r.nodetype ?? null,
+        subfunctions,
+        swVersion: r.swVersion,
+        os: r.os,
+        arch: r.arch,
+        driver: r.driver,
+        state: r.state,
+        patchFailed: r.patchFailed,
+        requiresReboot: r.requiresReboot,
+        rebootReasons: r.rebootReasons ?? [],
+        locked: r.locked,
+        inventoryHash: inventoryKnown ? r.inventoryHash : (prev?.inventoryHash ?? null),
+        bootId,
+        patchedBootId,
+        firstSeenAt: prev?.firstSeenAt ?? new Date(now()).toISOString(),
+        lastReportAt: fleet.reportStamp()
+      }
+      const changed = prev === undefined || r.inventory !== undefined || prev.swVersion !== h.swVersion || prev.arch !== h.arch ||
+        prev.driver !== h.driver || !sameList(prev.subfunctions, h.subfunctions) || prev.nodetype !== h.nodetype
+      const stateChanged = prev === undefined || prev.state !== h.state || prev.patchFailed !== h.patchFailed || prev.requiresReboot !== h.requiresReboot ||
+        prev.patchedBootId !== h.patchedBootId
+      const hadInterim = prev !== undefined && fleet.interim(prev)
+      const starts = installs.openFor(hostname)?.status === 'pending' && r.state === 'installing'
+      // stale_details bookkeeping: the report interval is the gap between reports; the inventory
+      // is as old as the agent says it is (inventoryCollectedAt), else as the report.
+      const at = Date.parse(h.lastReportAt)
+      const wasStale = prev !== undefined && fleet.stale(prev)
+      const collected = r.inventoryCollectedAt !== undefined ? Date.parse(r.inventoryCollectedAt) : at
+      fleet.noteInventory(hostname, { reportAt: at, previousAt: prev === undefined ? null : Date.parse(prev.lastReportAt), inventoryAt: inventoryKnown ? collected : null })
+      const staleChanged = wasStale !== fleet.stale(h)
+      const sameRecord = prev !== undefined && !changed && !stateChanged && prev.ip === h.ip && prev.locked === h.locked &&
+        prev.inventoryHash === h.inventoryHash && sameList(prev.rebootReasons, h.rebootReasons) && prev.bootId === h.bootId &&
+        prev.os.id === h.os.id && prev.os.versionId === h.os.versionId && prev.os.prettyName === h.os.prettyName
+      if (sameRecord && !hadInterim && !starts) {
+        // Nothing but the report time changed: keep it in memory, flushed in batches.
+        fleet.touchReport(h)
+        if (staleChanged) fleet.viewChanged()
+        return { needInventory: !inventoryKnown, installPending: installs.openFor(hostname)?.status === 'pending' }
+      }
+      // What the host was missing before this inventory, to remember what a patch added.
+      // Analysed only where a package can be missing: otherwise it would double a full report's cost.
+      const before = r.inventory !== undefined && prev !== undefined && fleet.mayMiss(prev) ? fleet.analysis(prev) : null
+      let introducedChanged = false
+      let started: InstallRecord | undefined
+      repos.tx(() => {
+        repos.hosts.save(h)
+        if (r.inventory !== undefined) {
+          repos.hosts.replacePackages(hostname, r.inventory)
+          introducedChanged = noteIntroduced(repos, fleet, hostname, before, [], r.inventory)
+        }
+        if (starts) started = installs.started(hostname)
+      })
+      fleet.put(h, { inventory: r.inventory, changed: changed || introducedChanged })
+      if (changed || introducedChanged || stateChanged) {
+        events.emit({ type: 'host.state', hostname, state: h.state, added: prev === undefined, inventory: r.inventory !== undefined })
+      }
+      if (started !== undefined) installs.announceStarted(started)
+      return { needInventory: !inventoryKnown, installPending: installs.openFor(hostname)?.status === 'pending' }
+    }
+  }
+}
+
+export type Reports = ReturnType<typeof createReports>
