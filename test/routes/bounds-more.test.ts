@@ -129,6 +129,20 @@ describe('POST /v1/upload: multipart limits', () => {
   })
 })
 
+describe('legacy form bodies', () => {
+  it('answers a form body over 64 KiB with HTTP 200 and an error (D2), applying nothing', async () => {
+    const { app } = await newApp()
+    expect((await upload(app, [{ name: 'file', filename: 'H.patch', content: patchH() }])).error).toBe('')
+    const form = (n: number) => 'skip-semantic=yes&pad=' + 'x'.repeat(n - 'skip-semantic=yes&pad='.length)
+
+    const over = await app.inject({ method: 'POST', url: '/v1/apply/H', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: form(64 * 1024 + 1) })
+    const state = (await app.inject({ url: '/v1/query' })).json().pd.H.repostate
+
+    expect({ status: over.statusCode, body: over.json() }).toEqual({ status: 200, body: { error: 'Request body is too large' } })
+    expect(state).toBe('Available')
+  })
+})
+
 /** A minimal valid report body with `inventory` rows p0..p(n-1). */
 function reportBody (n: number, extra: Record<string, unknown> = {}) {
   return {
