@@ -19,6 +19,7 @@ export const ConfigSchema = Type.Object({
   MPATCH_SEMANTIC_TIMEOUT_S: Type.Integer({ default: 60, minimum: 1, description: 'Time limit of one semantic check' }),
   MPATCH_HOST_TIMEOUT_S: Type.Integer({ default: 3600, minimum: 1, description: 'A host that has not reported for this long is dropped' }),
   MPATCH_UPLOAD_DIRS: Type.String({ default: '', description: 'Colon-separated absolute folders upload_dir may import from (and below); empty: upload_dir is refused' }),
+  MPATCH_MAX_REPORTS_IN_FLIGHT: Type.Integer({ default: 64, minimum: 1, description: 'Most agent reports and install results received at once; more answer 503 with Retry-After' }),
   MPATCH_MAX_LONG_POLLS: Type.Integer({ default: 25000, minimum: 1, description: 'Most agent long polls held at once; more answer 503 with Retry-After' }),
   MPATCH_DOCS: Type.Boolean({ default: true, description: 'Serve Swagger UI at /docs' })
 })

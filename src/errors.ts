@@ -14,3 +14,4 @@ export const UploadTooLargeError = createError<[number]>('MPATCH_UPLOAD_TOO_LARG
 export const TooManyFilesError = createError<[number]>('MPATCH_TOO_MANY_FILES', 'Upload rejected: more than %d files in one request', 413)
 export const UploadTotalTooLargeError = createError<[number]>('MPATCH_UPLOAD_TOO_LARGE', 'Upload rejected: the files together are larger than the limit of %d bytes', 413)
 export const LongPollsExhaustedError = createError<[number]>('MPATCH_TOO_MANY_LONG_POLLS', 'Too many agent long polls in flight (limit %d); retry later', 503)
+export const ReportsExhaustedError = createError<[number]>('MPATCH_TOO_MANY_REPORTS', 'Too many agent reports in flight (limit %d); retry later', 503)

@@ -14,7 +14,8 @@ function handler (err: FastifyError, request: FastifyRequest) {
   const internal = err.validation === undefined && status >= 500
   if (internal) request.log.error({ err }, 'unhandled error')
   if (isLegacyUrl(request.url)) {
-    return { status, body: { error: internal ? `Internal error: ${err.message}` : err.message } }
+    // D2: a refused request (body too large, malformed) is HTTP 200 with the `error` string; only faults are 500.
+    return { status: internal ? status : 200, body: { error: internal ? `Internal error: ${err.message}` : err.message } }
   }
   if (internal) {
     const e = new InternalError()

@@ -1,13 +1,14 @@
 /** The agent API (design.md section 4) and payload downloads. */
 import { createReadStream } from 'node:fs'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { ErrorResponse } from '../schemas/common.js'
 import {
   CommandsAnswer, CommandsQuery, ContentParams, HostnameParams, Install, InstallIdParams, InstallResultBody,
   PlanAnswer, ReportAnswer, ReportBody
 } from '../schemas/agents.js'
-import { ContentNotFoundError, HostNotFoundError, InstallNotFoundError, LongPollsExhaustedError } from '../errors.js'
+import { ContentNotFoundError, HostNotFoundError, InstallNotFoundError, LongPollsExhaustedError, ReportsExhaustedError } from '../errors.js'
 import { HostError, LongPollLimitError } from '../services/installs.js'
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
@@ -15,8 +16,35 @@ const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 /** Seconds a poller refused for lack of long-poll slots is told to wait (about one agent poll). */
 const LONG_POLL_RETRY_AFTER_S = 30
 
+/** Seconds a report refused for lack of slots is told to wait (a few seconds: reports are short). */
+const REPORT_RETRY_AFTER_S = 5
+
 const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { hosts, reports, installs, content } = app.core
+  const { hosts, reports, installs, content, config } = app.core
+
+  // Reports and install results in flight (bodies being received or handled), at most
+  // MPATCH_MAX_REPORTS_IN_FLIGHT: each may buffer up to 32 MiB of JSON.
+  let reportsInFlight = 0
+  const counted = new WeakSet<FastifyRequest>()
+  const release = (request: FastifyRequest): void => {
+    if (counted.delete(request)) reportsInFlight--
+  }
+  const reportSlot = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (reportsInFlight >= config.MPATCH_MAX_REPORTS_IN_FLIGHT) {
+      const e = new ReportsExhaustedError(config.MPATCH_MAX_REPORTS_IN_FLIGHT)
+      // Answered here: the root error handler words every 5xx as an internal error.
+      await reply.code(503).header('Retry-After', String(REPORT_RETRY_AFTER_S)).header('Connection', 'close')
+        .send({ statusCode: 503, code: e.code, error: 'Service Unavailable', message: e.message })
+      return
+    }
+    reportsInFlight++
+    counted.add(request)
+  }
+  const slotHooks = {
+    onRequest: reportSlot,
+    onResponse: async (request: FastifyRequest) => { release(request) },
+    onRequestAbort: async (request: FastifyRequest) => { release(request) }
+  }
 
   // Reports carry ~150 KB of JSON. Plain JSON.parse is safe here without the prototype-poisoning
   // scan: every body schema of this plugin is closed (additionalProperties: false at every level),
@@ -33,6 +61,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/agents/:hostname/report', {
+    ...slotHooks,
     bodyLimit: 32 * 1024 * 1024,
     schema: {
       tags: ['agents'],
@@ -85,6 +114,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/agents/:hostname/installs/:id', {
+    ...slotHooks,
     bodyLimit: 32 * 1024 * 1024,
     schema: {
       tags: ['agents'],

@@ -13,6 +13,9 @@ import { createLegacyViews } from './legacy-views.js'
 import { saveFileParts } from './file-parts.js'
 
 export const PREFIXES = ['/v1', '/patch'] as const
+/** Bytes of an ignored (non-form, non-multipart) legacy request body. */
+const IGNORED_BODY_LIMIT = 1024 * 1024
+
 export const BANNER = 'Titanium Cloud Patching API, Available versions: /v1'
 
 type Params = Record<string, unknown>
@@ -118,10 +121,21 @@ function bodyParsers (app: FastifyInstance): void {
     done(null, out)
   })
   // Legacy routes take no other body: drain and ignore it (clients send empty JSON bodies on POST).
-  app.addContentTypeParser('*', { bodyLimit: 1024 * 1024 }, (_req, payload, done) => {
-    payload.on('data', () => {})
-    payload.on('end', () => { done(null, undefined) })
-    payload.on('error', (err) => { done(err, undefined) })
+  // Fastify enforces bodyLimit only for parseAs parsers, so this one counts the bytes itself.
+  app.addContentTypeParser('*', (_req, payload, done) => {
+    let bytes = 0
+    let answered = false
+    const finish = (err: Error | null): void => {
+      if (answered) return
+      answered = true
+      done(err, undefined)
+    }
+    payload.on('data', (chunk: Buffer) => {
+      bytes += chunk.length
+      if (bytes > IGNORED_BODY_LIMIT) finish(Object.assign(new Error(`Request body is larger than ${IGNORED_BODY_LIMIT} bytes`), { statusCode: 413 }))
+    })
+    payload.on('end', () => { finish(null) })
+    payload.on('error', (err) => { finish(err) })
   })
 }
 

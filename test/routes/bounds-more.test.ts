@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPrivateKey, type KeyObject } from 'node:crypto'
 import { readdir, readFile, rm } from 'node:fs/promises'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { buildTestApp, tempDir } from '../helpers/build-app.js'
 import { multipart } from '../helpers/multipart.js'
@@ -141,6 +143,21 @@ describe('legacy form bodies', () => {
     expect({ status: over.statusCode, body: over.json() }).toEqual({ status: 200, body: { error: 'Request body is too large' } })
     expect(state).toBe('Available')
   })
+
+  it('refuses an ignored body over 1 MiB (any other content type) with HTTP 200 and an error, applying nothing', async () => {
+    const { app } = await newApp()
+    expect((await upload(app, [{ name: 'file', filename: 'H.patch', content: patchH() }])).error).toBe('')
+
+    const at = await app.inject({ method: 'POST', url: '/v1/apply/H', headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.alloc(1024 * 1024) })
+    const stateAt = (await app.inject({ url: '/v1/query' })).json().pd.H.repostate
+    const remove = await app.inject({ method: 'POST', url: '/v1/remove/H', headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.alloc(1024 * 1024 + 1) })
+    const stateAfter = (await app.inject({ url: '/v1/query' })).json().pd.H.repostate
+
+    expect(at.json().info).toBe('H is now in the repo\n')
+    expect(stateAt).toBe('Applied')
+    expect({ status: remove.statusCode, body: remove.json() }).toEqual({ status: 200, body: { error: 'Request body is larger than 1048576 bytes' } })
+    expect(stateAfter).toBe('Applied')
+  })
 })
 
 /** A minimal valid report body with `inventory` rows p0..p(n-1). */
@@ -201,6 +218,43 @@ describe('POST /api/v1/agents/:hostname/report: size', () => {
     expect(res.statusCode).toBe(400)
     expect(res.json()).toEqual(invalid('params/hostname must match pattern "^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"'))
     expect(await hostnames(app)).toEqual([])
+  })
+})
+
+describe('agent reports in flight (MPATCH_MAX_REPORTS_IN_FLIGHT)', () => {
+  it('answers 503 with Retry-After beyond the limit while bodies arrive, stores nothing of it, and frees the slots', async () => {
+    const { app } = await newApp({ MPATCH_MAX_REPORTS_IN_FLIGHT: 2 })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = app.server.address() as AddressInfo
+    const body = JSON.stringify(reportBody(3))
+    // Two reports whose bodies are only half sent hold both slots.
+    const held = ['h-0', 'h-1'].map((h) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/api/v1/agents/${h}/report`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } })
+      const answer = new Promise<number>((resolve, reject) => {
+        req.on('response', (res) => { res.resume(); res.on('end', () => { resolve(res.statusCode ?? 0) }) })
+        req.on('error', reject)
+      })
+      req.write(body.slice(0, 100))
+      return { req, answer }
+    })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const post = async (h: string) => await fetch(`http://127.0.0.1:${port}/api/v1/agents/${h}/report`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+
+    const refused = await post('h-2')
+    const refusedBody = await refused.json()
+    const hostsWhileHeld = (await app.inject({ url: '/api/v1/hosts' })).json().items.map((h: { hostname: string }) => h.hostname)
+    for (const { req } of held) req.end(body.slice(100))
+    const heldStatus = await Promise.all(held.map(async (x) => await x.answer))
+    const after = await post('h-2')
+    const hostsAfter = (await app.inject({ url: '/api/v1/hosts' })).json().items.map((h: { hostname: string }) => h.hostname)
+
+    expect(refused.status).toBe(503)
+    expect(refused.headers.get('retry-after')).toBe('5')
+    expect(refusedBody).toEqual({ statusCode: 503, code: 'MPATCH_TOO_MANY_REPORTS', error: 'Service Unavailable', message: 'Too many agent reports in flight (limit 2); retry later' })
+    expect(hostsWhileHeld).toEqual([])
+    expect(heldStatus).toEqual([200, 200])
+    expect(after.status).toBe(200)
+    expect([...hostsAfter].sort()).toEqual(['h-0', 'h-1', 'h-2'])
   })
 })
 
