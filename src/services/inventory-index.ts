@@ -1,0 +1,123 @@
+/**
+ * Package keys of the state rule: each family's version comparison and architecture matching
+ * (rpm multilib, Debian multi-arch, noarch/all), and the per-report inventory index with its
+ * duplicates (legacy `duplicated_pkgs`). Pure: no I/O.
+ */
+import { compareDebVersions } from '../drivers/vercmp-deb.js'
+import { compareRpmVersions } from '../drivers/vercmp-rpm.js'
+import type { HostPackage } from '../db/hosts.js'
+
+export type Family = 'rpm' | 'deb'
+
+/**
+ * A host's installed packages by name: per architecture the highest version installed, as
+ * `evr\0arch` (one string for a name installed for one architecture, the common case; an array
+ * sorted by architecture otherwise). Names and values are interned: a fleet mostly runs the same
+ * packages, so 2,000 indexes share one copy of each string.
+ */
+export type InventoryIndex = ReadonlyMap<string, string | readonly string[]>
+
+const pool = new Map<string, string>()
+function intern (s: string): string {
+  const hit = pool.get(s)
+  if (hit !== undefined) return hit
+  pool.set(s, s)
+  return s
+}
+
+/** Splits an index value into its version and architecture. */
+export function splitEntry (v: string): { evr: string, arch: string } {
+  const i = v.indexOf('\0')
+  return { evr: v.slice(0, i), arch: v.slice(i + 1) }
+}
+
+/** The `evr\0arch` entries of one name in an index (one per architecture). */
+export function entriesOf (v: string | readonly string[] | undefined): readonly string[] {
+  return v === undefined ? [] : typeof v === 'string' ? [v] : v
+}
+
+/** `[epoch:]version[-release]` of a package. */
+export function evrOf (p: { epoch: number | null, version: string, release: string | null }): string {
+  return `${p.epoch !== null && p.epoch !== 0 ? `${p.epoch}:` : ''}${p.version}${p.release !== null && p.release !== '' ? `-${p.release}` : ''}`
+}
+
+/** Each family's own version comparison (rpmvercmp, Debian rules). */
+export const compareBy: Record<Family, (a: string, b: string) => number> = { rpm: compareRpmVersions, deb: compareDebVersions }
+
+/** The package family a driver manages with this rule. */
+export function familyOfDriver (driver: string): Family | null {
+  return driver === 'rpm' || driver === 'deb' ? driver : null
+}
+
+const DEB_ARCH: Record<string, string> = { x86_64: 'amd64', aarch64: 'arm64', i686: 'i386', armv7l: 'armhf', ppc64le: 'ppc64el', s390x: 's390x' }
+/** Debian multi-arch: the foreign architecture a native one also runs. */
+const DEB_FOREIGN: Record<string, string> = { amd64: 'i386', arm64: 'armhf' }
+
+/** The architecture-independent marks: such packages match any architecture. */
+export const anyArch = (arch: string): boolean => arch === 'noarch' || arch === 'all'
+
+/** A host's own package architecture (what a package it lacks is installed for). */
+export function nativeArch (family: Family, hostArch: string): string {
+  return family === 'rpm' ? hostArch : (DEB_ARCH[hostArch] ?? hostArch)
+}
+
+/** Whether a package of `pkgArch` installs on a host of `hostArch` (uname style) in `family`. */
+export function archFits (family: Family, hostArch: string, pkgArch: string): boolean {
+  if (family === 'rpm') return pkgArch === 'noarch' || pkgArch === hostArch || (hostArch === 'x86_64' && /^i[3-6]86$/.test(pkgArch))
+  const native = nativeArch(family, hostArch)
+  return pkgArch === 'all' || pkgArch === native || pkgArch === DEB_FOREIGN[native]
+}
+
+/** Install-only packages (kernels): several versions side by side are normal, not duplicates. */
+const INSTALL_ONLY = /^(?:kernel(?:-.+)?|linux-(?:image|headers|modules)(?:-.+)?)$/
+
+/** Duplicates as legacy shows them: `{name: {arch: ["evr@arch", ...]}}`. */
+export type Duplicates = Record<string, Record<string, string[]>>
+
+/**
+ * Indexes an inventory once per report, so each state computation walks strings, not objects, and
+ * finds its duplicates in the same pass: names installed more than once for one architecture
+ * (legacy `duplicated_pkgs`), install-only kernels excepted.
+ */
+export function indexReport (family: Family | null, hostArch: string, packages: readonly HostPackage[]): { index: InventoryIndex, duplicates: Duplicates } {
+  const byName = new Map<string, Map<string, string>>()
+  const duplicates: Duplicates = {}
+  if (family === null) return { index: new Map(), duplicates }
+  const cmp = compareBy[family]
+  let dup: Set<string> | undefined
+  for (const p of packages) {
+    const evr = evrOf(p)
+    let arches = byName.get(p.name)
+    if (arches === undefined) byName.set(p.name, arches = new Map())
+    const prev = arches.get(p.arch)
+    if (prev !== undefined && !INSTALL_ONLY.test(p.name)) (dup ??= new Set()).add(`${p.name}\0${p.arch}`)
+    if (prev === undefined || cmp(evr, prev) > 0) arches.set(p.arch, evr)
+  }
+  // Rare: only then are the copies gathered.
+  if (dup !== undefined) {
+    for (const p of packages) {
+      if (!dup.has(`${p.name}\0${p.arch}`)) continue
+      ;((duplicates[p.name] ??= {})[p.arch] ??= []).push(`${evrOf(p)}@${p.arch}`)
+    }
+    for (const arches of Object.values(duplicates)) for (const list of Object.values(arches)) list.sort()
+  }
+  const out = new Map<string, string | readonly string[]>()
+  for (const [name, arches] of byName) {
+    let entries: string[] = []
+    for (const [arch, evr] of arches) if (archFits(family, hostArch, arch)) entries.push(intern(`${evr}\0${arch}`))
+    if (entries.length === 0) continue
+    if (entries.length > 1) entries = entries.sort((a, b) => (splitEntry(a).arch < splitEntry(b).arch ? -1 : 1))
+    out.set(intern(name), entries.length === 1 ? entries[0] : entries)
+  }
+  return { index: out, duplicates }
+}
+
+/** The index of `indexReport` alone. */
+export function indexInventory (family: Family | null, hostArch: string, packages: readonly HostPackage[]): InventoryIndex {
+  return indexReport(family, hostArch, packages).index
+}
+
+/** The duplicates of `indexReport` alone. */
+export function duplicatesOf (family: Family | null, packages: readonly HostPackage[]): Duplicates {
+  return indexReport(family, 'x86_64', packages).duplicates
+}
