@@ -19,6 +19,8 @@ export interface AppDeps {
   dbPath?: string
   /** Runs semantic-check executables (drivers/runner.ts in production). */
   runner?: CommandRunner
+  /** The clock (ms since the epoch); tests move it to age hosts out. */
+  now?: () => number
 }
 
 export async function buildApp (deps: AppDeps) {
@@ -31,7 +33,7 @@ export async function buildApp (deps: AppDeps) {
 
   await app.register(errorHandler)
   await app.register(swaggerPlugin, { ui: deps.config.MPATCH_DOCS })
-  await app.register(corePlugin, { config: deps.config, dbPath: deps.dbPath, runner: deps.runner })
+  await app.register(corePlugin, { config: deps.config, dbPath: deps.dbPath, runner: deps.runner, now: deps.now })
   await app.register(healthRoutes)
   await app.register(auditRoutes, { prefix: '/api/v1' })
   await app.register(agentRoutes, { prefix: '/api/v1' })

@@ -28,6 +28,7 @@ import type { AuditEntry } from '../db/audit.js'
 
 export interface Core {
   config: Config
+  now: () => number
   queue: MutationQueue
   events: EventBus
   patches: PatchQueries
@@ -95,6 +96,7 @@ export default fp(async function corePlugin (app: FastifyInstance, opts: CorePlu
   })
   app.decorate('core', {
     config,
+    now,
     queue,
     events,
     patches,

@@ -140,8 +140,8 @@ function bodyParsers (app: FastifyInstance): void {
 }
 
 export default async function legacyRoutes (app: FastifyInstance): Promise<void> {
-  const { patches, imports, lifecycle, releases, installs, hosts, content, config } = app.core
-  const views = createLegacyViews({ patches, hosts })
+  const { patches, imports, lifecycle, releases, installs, hosts, content, config, now } = app.core
+  const views = createLegacyViews({ patches, hosts, now })
 
   bodyParsers(app)
   await app.register(multipart, {

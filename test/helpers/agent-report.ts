@@ -11,6 +11,8 @@ export interface ReportOptions {
   hash?: string
   state?: string
   locked?: boolean
+  /** More report fields (bootId, inventoryCollectedAt, ...). */
+  extra?: Record<string, unknown>
 }
 
 export function postReport (app: App, hostname: string, o: ReportOptions = {}) {
@@ -30,7 +32,8 @@ export function postReport (app: App, hostname: string, o: ReportOptions = {}) {
       requiresReboot: false,
       locked: o.locked ?? false,
       inventoryHash: o.hash ?? 'a'.repeat(64),
-      ...(o.inventory !== undefined ? { inventory: o.inventory.map(([name, version, release, arch]) => ({ name, epoch: null, version, release, arch })) } : {})
+      ...(o.inventory !== undefined ? { inventory: o.inventory.map(([name, version, release, arch]) => ({ name, epoch: null, version, release, arch })) } : {}),
+      ...o.extra
     }
   })
 }

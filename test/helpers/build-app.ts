@@ -12,10 +12,10 @@ export async function tempDir (prefix: string): Promise<string> {
 }
 
 /** Builds and readies an app whose data folder is a fresh temp folder; `trustDir` is where test keys live. */
-export async function buildTestApp (opts: { config?: Partial<RawConfig>, dataDir?: string, keep?: boolean } = {}) {
+export async function buildTestApp (opts: { config?: Partial<RawConfig>, dataDir?: string, keep?: boolean, now?: () => number } = {}) {
   const dataDir = opts.dataDir ?? await tempDir('data')
   const config: Config = defaultConfig({ MPATCH_DATA_DIR: dataDir, MPATCH_LOG_LEVEL: 'silent', ...opts.config })
-  const app = await buildApp({ config, runner: createLocalRunner() })
+  const app = await buildApp({ config, runner: createLocalRunner(), now: opts.now })
   await app.ready()
   onTestFinished(async () => {
     await app.close()
