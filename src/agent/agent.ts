@@ -20,6 +20,7 @@ import { formatEvr } from '../drivers/outcome.js'
 import { inSysroot } from '../drivers/target.js'
 import { DriverError } from '../drivers/types.js'
 import type { Driver, Target } from '../drivers/types.js'
+import { createBootIdReader } from './boot-id.js'
 import { ControllerError, createAgentClient, DownloadError } from './client.js'
 import type { AgentClient, Command, InstallCommand, Plan, Report } from './client.js'
 import { inventoryHash, packageArch, sortInventory } from './inventory.js'
@@ -68,9 +69,14 @@ export interface RunningAgent {
   status (): AgentStatus
 }
 
-interface Snapshot {
+interface Inventory {
   entries: InventoryEntry[]
   hash: string
+  /** ISO time the read started: the inventory is at least this fresh. */
+  collectedAt: string
+}
+
+interface Snapshot extends Inventory {
   requiresReboot: boolean
   rebootReasons: string[]
 }
@@ -174,6 +180,7 @@ async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger)
   }
   const client: AgentClient = createAgentClient(options.controller, options.hostname)
   const lockPath = inSysroot(target, options.lockFile)
+  const readBootId = createBootIdReader(options.bootIdFile, log)
 
   // --- persisted state and restart recovery ---
   await removeStaleTemps(options.stateDir)
@@ -204,10 +211,11 @@ async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger)
   const reportWaker = createWaker(stopSignal)
   const commandWaker = createWaker(stopSignal)
 
-  async function readInventory (): Promise<{ entries: InventoryEntry[], hash: string } | null> {
+  async function readInventory (): Promise<Inventory | null> {
+    const collectedAt = new Date().toISOString()
     try {
       const installed = await driver.listInstalled(target)
-      return { entries: sortInventory(installed), hash: inventoryHash(installed) }
+      return { entries: sortInventory(installed), hash: inventoryHash(installed), collectedAt }
     } catch (err) {
       log.error({ err }, 'cannot read the installed packages')
       return null
@@ -260,6 +268,7 @@ async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger)
       log.warn({ err }, 'cannot read os-release')
       return null
     })
+    const bootId = await readBootId()
     return {
       nodetype: options.nodetype,
       subfunctions: options.subfunctions,
@@ -274,6 +283,8 @@ async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger)
       rebootReasons: snap.rebootReasons,
       locked: await isLocked(),
       inventoryHash: snap.hash,
+      inventoryCollectedAt: snap.collectedAt,
+      ...bootId !== null ? { bootId } : {},
       ...withInventory ? { inventory: snap.entries } : {}
     }
   }

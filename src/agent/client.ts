@@ -44,6 +44,10 @@ export interface Report {
   rebootReasons: string[]
   locked: boolean
   inventoryHash: string
+  /** ISO time the inventory that inventoryHash (and inventory) describe was read. */
+  inventoryCollectedAt: string
+  /** The running kernel's boot id; omitted when it cannot be read. */
+  bootId?: string
   inventory?: InventoryEntry[]
 }
 

@@ -4,6 +4,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { SW_VERSION_PATTERN } from '../patchfile/metadata.js'
 import type { DriverId } from '../drivers/types.js'
+import { DEFAULT_BOOT_ID_FILE } from './boot-id.js'
 
 export const HOSTNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/
 /** Subfunction names (controller, worker, storage, lowlatency, ...), as the controller accepts them. */
@@ -32,6 +33,8 @@ export interface AgentOptions {
   subfunctions: string[]
   /** The node-lock flag as a path inside the sysroot (absolute, as given). */
   lockFile: string
+  /** Absolute path of the running kernel's boot id (outside the sysroot), re-read for every report. */
+  bootIdFile: string
   /** Seconds between reports (and the cap of every retry back-off). */
   intervalS: number
   /** Report once, then exit. */
@@ -50,6 +53,8 @@ export const AGENT_USAGE = `Usage:
       --nodetype controller|worker|storage   default controller
       --subfunctions a,b   default: the nodetype
       --lock-file PATH     node-lock flag inside the sysroot, default /var/run/.node_locked
+      --boot-id-file PATH  the running kernel's boot id, read for every report (not inside
+                           the sysroot), default ${DEFAULT_BOOT_ID_FILE}
       --sw-version V       running release, default 22.12
       --interval S         seconds between reports, default 30
       --log-level L        fatal|error|warn|info|debug|trace|silent, default info
@@ -85,6 +90,7 @@ export function parseAgentOptions (argv: string[], defaultHostname: string = os.
         nodetype: { type: 'string' },
         subfunctions: { type: 'string' },
         'lock-file': { type: 'string' },
+        'boot-id-file': { type: 'string' },
         'sw-version': { type: 'string' },
         interval: { type: 'string' },
         'log-level': { type: 'string' },
@@ -130,6 +136,12 @@ export function parseAgentOptions (argv: string[], defaultHostname: string = os.
     throw new AgentUsageError(`invalid --lock-file ${JSON.stringify(lockFile)} (an absolute path of a file inside the sysroot)`)
   }
 
+  // Relative paths are resolved here, like the folders: the agent never changes its directory.
+  const bootIdFile = values['boot-id-file'] ?? DEFAULT_BOOT_ID_FILE
+  if (bootIdFile === '' || /[\0\n\r]/.test(bootIdFile) || path.resolve(bootIdFile) === '/') {
+    throw new AgentUsageError(`invalid --boot-id-file ${JSON.stringify(bootIdFile)} (the path of a file)`)
+  }
+
   const swVersion = values['sw-version'] ?? '22.12'
   if (!SW_VERSION_PATTERN.test(swVersion)) throw new AgentUsageError(`invalid --sw-version ${JSON.stringify(swVersion)} (must match ${SW_VERSION_PATTERN.source})`)
 
@@ -154,6 +166,7 @@ export function parseAgentOptions (argv: string[], defaultHostname: string = os.
     nodetype: nodetype as Nodetype,
     subfunctions,
     lockFile: path.posix.normalize(lockFile),
+    bootIdFile: path.resolve(bootIdFile),
     intervalS,
     once: values.once === true,
     swVersion,

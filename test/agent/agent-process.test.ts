@@ -144,8 +144,10 @@ describe('agent process', () => {
     daemon.child.kill('SIGTERM')
     await daemon.exited
     h.peer.requests = []
+    const bootIdFile = path.join(h.stateDir, '..', 'boot_id')
+    await writeFile(bootIdFile, 'e2c0f4c5-5b0e-4d3c-9d1e-0a6f1b2c3d4e\n')
 
-    const ok = await spawnAgent([...h.args, '--once']).exited
+    const ok = await spawnAgent([...h.args, '--once', '--boot-id-file', bootIdFile]).exited
     const reports = h.peer.reports()
     await h.peer.down()
     const down = spawnAgent([...h.args, '--once', '--log-level', 'warn'])
@@ -156,7 +158,7 @@ describe('agent process', () => {
     expect(h.peer.results).toEqual([])
     expect(ok).toEqual({ code: 0, signal: null })
     expect(reports).toHaveLength(1)
-    expect(reports[0]).toMatchObject({ state: 'idle', nodetype: 'worker', inventory: oldInventory })
+    expect(reports[0]).toMatchObject({ state: 'idle', nodetype: 'worker', inventory: oldInventory, bootId: 'e2c0f4c5-5b0e-4d3c-9d1e-0a6f1b2c3d4e', inventoryCollectedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) })
     expect(failed).toEqual({ code: 1, signal: null })
     expect(down.output()).toContain('ECONNREFUSED')
   })

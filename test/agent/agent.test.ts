@@ -1,5 +1,5 @@
 /** The real agent code, in-process, against a real HTTP test peer and real dpkg sandbox sysroots with packages built here. */
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Writable } from 'node:stream'
@@ -37,6 +37,9 @@ interface Host {
   name: string
   sysroot: string
   stateDir: string
+  /** The agent's --boot-id-file; host() writes `bootId` into it. */
+  bootIdFile: string
+  bootId: string
   peer: Peer
   logs: () => Array<Record<string, any>>
   start: (extra?: Partial<AgentOptions>) => Promise<RunningAgent>
@@ -48,7 +51,7 @@ interface Host {
 let hostNo = 0
 
 /** A deb sysroot seeded with `seed`, its own test peer, and a starter for agents on it (stopped after the test). */
-async function host (opts: { seed?: string[], locked?: boolean, rejectedHoldMs?: number } = {}): Promise<Host> {
+async function host (opts: { seed?: string[], locked?: boolean, rejectedHoldMs?: number, bootId?: string | null } = {}): Promise<Host> {
   const name = `host-${++hostNo}`
   const box = await makeSandbox(name)
   const sysroot = await makeDebSysroot(path.join(box, 'root'))
@@ -69,10 +72,15 @@ async function host (opts: { seed?: string[], locked?: boolean, rejectedHoldMs?:
   const lines: string[] = []
   const logger = pino({ level: 'debug' }, new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } }))
   const stateDir = path.join(box, 'state')
+  const bootIdFile = path.join(box, 'boot_id')
+  const bootId = opts.bootId === undefined ? randomUUID() : opts.bootId
+  if (bootId !== null) await writeFile(bootIdFile, `${bootId}\n`)
   return {
     name,
     sysroot,
     stateDir,
+    bootIdFile,
+    bootId: bootId ?? '',
     peer,
     lock,
     logs: () => lines.map((l) => JSON.parse(l)),
@@ -86,6 +94,7 @@ async function host (opts: { seed?: string[], locked?: boolean, rejectedHoldMs?:
         nodetype: 'worker',
         subfunctions: ['worker'],
         lockFile: '/var/run/.node_locked',
+        bootIdFile,
         intervalS: 1,
         once: false,
         swVersion: '22.12',
@@ -110,12 +119,15 @@ async function settledState (stateDir: string): Promise<Awaited<ReturnType<typeo
   })
 }
 
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
+
 const inventoryOf = (pkgs: Array<[string, string, string]>): Array<Record<string, unknown>> =>
   pkgs.map(([name, version, release]) => ({ name, epoch: null, version, release, arch: 'all' }))
 
 describe('agent reports', () => {
   it('reports the real dpkg inventory once, then only its hash, and the whole inventory again when the controller asks', async () => {
     const h = await host({ seed: [debA10, debOld], locked: false })
+    const startedAt = new Date().toISOString()
 
     await h.start()
     await waitFor('two reports', () => h.peer.reports().length >= 2)
@@ -141,10 +153,14 @@ describe('agent reports', () => {
       rebootReasons: expect.any(Array),
       locked: false,
       inventoryHash: inventoryHash(inventory as any),
+      inventoryCollectedAt: expect.stringMatching(ISO_TIME),
+      bootId: h.bootId,
       inventory
     })
+    expect(first.inventoryCollectedAt >= startedAt).toBe(true)
     expect(first.inventoryHash).toBe(createHash('sha256').update('[["fix-a",null,"1.0","1","all"],["old-pkg",null,"2.0","1","all"]]').digest('hex'))
-    expect(second).toEqual({ ...first, inventory: undefined })
+    expect(second).toEqual({ ...first, inventoryCollectedAt: expect.stringMatching(ISO_TIME), inventory: undefined })
+    expect(second.inventoryCollectedAt > first.inventoryCollectedAt).toBe(true)
     expect('inventory' in second).toBe(false)
     const asked = h.peer.requests.filter((r) => r.path.endsWith('/report')).slice(before)
     const i = asked.findIndex((r) => r.body.inventory !== undefined)
@@ -153,6 +169,59 @@ describe('agent reports', () => {
     // Resent at once, not at the next interval (1 s).
     expect(asked[i].at - asked[i - 1].at).toBeLessThan(500)
     expect(h.peer.requests.filter((r) => r.path.endsWith('/commands')).every((r) => r.query.get('wait') === '25')).toBe(true)
+  })
+})
+
+describe('agent boot id', () => {
+  it('re-reads --boot-id-file for every report: a new boot id goes with the next report', async () => {
+    const h = await host({ locked: false })
+    await h.start({ intervalS: 0.3 })
+    await waitFor('two reports', () => h.peer.reports().length >= 2)
+    const next = randomUUID()
+
+    await writeFile(h.bootIdFile, `  ${next}\n\n`)
+    const writtenAfter = h.peer.reports().length
+    await waitFor('a report with the new boot id', () => h.peer.reports().some((r) => r.bootId === next))
+    await waitFor('one more report', () => h.peer.reports().at(-1)?.bootId === next && h.peer.reports().filter((r) => r.bootId === next).length >= 2)
+
+    const ids = h.peer.reports().map((r) => r.bootId)
+    const firstNew = ids.indexOf(next)
+    expect(next).not.toBe(h.bootId)
+    expect(ids.slice(0, writtenAfter - 1)).toEqual(Array(writtenAfter - 1).fill(h.bootId))
+    expect(firstNew).toBeLessThanOrEqual(writtenAfter)
+    expect(ids.slice(firstNew)).toEqual(Array(ids.length - firstNew).fill(next))
+    expect(h.logs().filter((l) => l.level >= 40)).toEqual([])
+  })
+
+  it('omits bootId with one warning while the file is missing or holds no boot id, and sends it again once it does', async () => {
+    const h = await host({ bootId: null, locked: false })
+    await h.start({ intervalS: 0.3 })
+    await waitFor('three reports', () => h.peer.reports().length >= 3)
+    await writeFile(h.bootIdFile, 'not a boot id!\n')
+    const n = h.peer.reports().length
+    await waitFor('two more reports', () => h.peer.reports().length >= n + 2)
+    const whileBad = h.logs().filter((l) => l.msg?.startsWith('no boot id'))
+    const good = randomUUID()
+
+    await writeFile(h.bootIdFile, good)
+    await waitFor('the boot id', () => h.peer.reports().some((r) => r.bootId === good))
+    await rm(h.bootIdFile)
+    const m = h.peer.reports().length
+    await waitFor('three more reports', () => h.peer.reports().length >= m + 3)
+
+    const reports = h.peer.reports()
+    expect(reports.slice(-2).map((r) => 'bootId' in r)).toEqual([false, false])
+    const firstGood = reports.findIndex((r) => r.bootId === good)
+    expect(reports.slice(0, firstGood).every((r) => !('bootId' in r) && ISO_TIME.test(r.inventoryCollectedAt))).toBe(true)
+    expect(firstGood).toBeGreaterThanOrEqual(n + 2)
+    expect(whileBad).toHaveLength(1)
+    expect(whileBad[0]).toMatchObject({ level: 40, bootIdFile: h.bootIdFile, problem: expect.stringContaining('ENOENT') })
+    const warnings = h.logs().filter((l) => l.level >= 40)
+    expect(warnings.map((l) => [l.msg, l.problem.includes('ENOENT')])).toEqual([
+      ['no boot id: reports go without it, so the controller cannot see a reboot', true],
+      ['no boot id: reports go without it, so the controller cannot see a reboot', true]
+    ])
+    expect(h.logs().filter((l) => l.msg === 'the boot id can be read again')).toHaveLength(1)
   })
 })
 
@@ -169,6 +238,12 @@ describe('agent installs', () => {
     await waitFor('an idle report after the install', () => h.peer.reports().some((r, i, all) => r.state === 'idle' && all.slice(0, i).some((p) => p.state === 'installing')))
 
     const newInventory = inventoryOf([['fix-a', '1.1', '1']])
+    const reports = h.peer.reports()
+    const iInstalling = reports.findIndex((r) => r.state === 'installing')
+    const iIdle = reports.findIndex((r, i) => i > iInstalling && r.state === 'idle')
+    expect(reports[iInstalling]).toMatchObject({ inventoryHash: reports[iInstalling - 1].inventoryHash, inventoryCollectedAt: reports[iInstalling - 1].inventoryCollectedAt, bootId: h.bootId })
+    expect(reports[iIdle]).toMatchObject({ inventoryHash: inventoryHash(newInventory as any), bootId: h.bootId })
+    expect(reports[iIdle].inventoryCollectedAt > reports[iInstalling].inventoryCollectedAt).toBe(true)
     expect(await h.dpkg()).toEqual(['fix-a 1.1-1'])
     expect(await readFile(path.join(h.sysroot, 'usr/share/fix-a/VERSION'), 'utf8')).toBe('1.1\n')
     expect(h.peer.results[0]).toEqual({

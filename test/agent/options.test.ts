@@ -29,6 +29,7 @@ describe('parseAgentOptions', () => {
       nodetype: 'controller',
       subfunctions: ['controller'],
       lockFile: '/var/run/.node_locked',
+      bootIdFile: '/proc/sys/kernel/random/boot_id',
       intervalS: 30,
       once: false,
       swVersion: '22.12',
@@ -39,7 +40,7 @@ describe('parseAgentOptions', () => {
   it('takes every option, resolves folders and defaults subfunctions to the nodetype', () => {
     const o = parseAgentOptions([
       '--controller', 'https://ctl:8443/prefix/', '--hostname', 'compute-1', '--sysroot', '/srv/root/', '--state-dir', 'rel/state',
-      '--driver', 'rpm', '--nodetype', 'worker', '--lock-file', '/run//.locked', '--interval', '0.5', '--once',
+      '--driver', 'rpm', '--nodetype', 'worker', '--lock-file', '/run//.locked', '--boot-id-file', 'rel/boot_id', '--interval', '0.5', '--once',
       '--sw-version', '23.09', '--log-level', 'silent'
     ], 'ignored')
 
@@ -52,6 +53,7 @@ describe('parseAgentOptions', () => {
       nodetype: 'worker',
       subfunctions: ['worker'],
       lockFile: '/run/.locked',
+      bootIdFile: path.resolve('rel/boot_id'),
       intervalS: 0.5,
       once: true,
       swVersion: '23.09',
@@ -80,6 +82,9 @@ describe('parseAgentOptions', () => {
     [[...base, '--subfunctions', 'Worker'], 'invalid --subfunctions'],
     [[...base, '--lock-file', 'var/run/.node_locked'], 'invalid --lock-file'],
     [[...base, '--lock-file', '/'], 'invalid --lock-file'],
+    [[...base, '--boot-id-file', ''], 'invalid --boot-id-file'],
+    [[...base, '--boot-id-file', '/'], 'invalid --boot-id-file'],
+    [[...base, '--boot-id-file', '/tmp/a\nb'], 'invalid --boot-id-file'],
     [[...base, '--interval', '0'], 'invalid --interval'],
     [[...base, '--interval=-5'], 'invalid --interval'],
     [[...base, '--interval', ''], 'invalid --interval'],
@@ -144,6 +149,7 @@ describe('runAgentCommand usage errors', () => {
 
     expect(c.out()).toContain('--controller URL')
     expect(c.out()).toContain('--once')
+    expect(c.out()).toMatch(/--boot-id-file PATH .*boot id, read for every report.*\n.*default \/proc\/sys\/kernel\/random\/boot_id\n/)
     expect(c.err()).toBe('')
   })
 })
