@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { backoffMs } from '../../src/agent/agent.js'
+import { backoffMs } from '../../src/agent/backoff.js'
 import { ControllerError, parseCommands, parsePlan, parseReportAnswer } from '../../src/agent/client.js'
 import {
   acquireStateLock, INITIAL_STATE, loadState, LOCK_FILE, recoverState, removeStaleTemps, saveState, STATE_FILE, StateFileError, StateLockError
