@@ -10,11 +10,12 @@ export const HostnameParams = Type.Object({
   hostname: Type.String({ pattern: HOSTNAME_PATTERN, description: 'Host name the agent reports under' })
 })
 
+// Nullable fields list Null first: Fastify's type coercion would otherwise turn a JSON null into 0 or ''.
 export const Package = Type.Object({
   name: Type.String({ pattern: PACKAGE_NAME, description: 'Package (or bundle) name' }),
-  epoch: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'Epoch, null when the package has none' }),
+  epoch: Type.Union([Type.Null(), Type.Integer({ minimum: 0 })], { description: 'Epoch, null when the package has none' }),
   version: Type.String({ minLength: 1, maxLength: 255, description: 'Upstream version' }),
-  release: Type.Union([Type.String({ maxLength: 255 }), Type.Null()], { description: 'rpm release / Debian revision, null when none' }),
+  release: Type.Union([Type.Null(), Type.String({ maxLength: 255 })], { description: 'rpm release / Debian revision, null when none' }),
   arch: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,32}$', description: 'Architecture (x86_64, noarch, amd64, all, ...)' })
 }, { additionalProperties: false, description: 'An installed package' })
 
@@ -92,8 +93,8 @@ export const InstallIdParams = Type.Object({
 const Change = Type.Object({
   name: Type.String({ maxLength: 255 }),
   arch: Type.String({ maxLength: 32 }),
-  from: Type.Union([Type.String({ maxLength: 300 }), Type.Null()]),
-  to: Type.Union([Type.String({ maxLength: 300 }), Type.Null()])
+  from: Type.Union([Type.Null(), Type.String({ maxLength: 300 })], { description: 'Version before (null: was not installed)' }),
+  to: Type.Union([Type.Null(), Type.String({ maxLength: 300 })], { description: 'Version after (null: removed)' })
 }, { additionalProperties: false })
 
 export const InstallResultBody = Type.Object({

@@ -151,3 +151,13 @@ describe('requires_reboot', () => {
     expect([h.patch_current, h.requires_reboot]).toEqual([true, false])
   })
 })
+
+describe('report inventory', () => {
+  it('keeps a JSON null epoch and release as null (type coercion must not turn them into 0 and "")', async () => {
+    const { app } = await buildTestApp({ config: { MPATCH_TRUST_DIR: keys.trustDir } })
+    await postReport(app, 'controller-0', { driver: 'deb', inventory: [['base-files', '12.4', null, 'amd64']], hash: HASH('d') })
+
+    const pkgs = (await app.inject({ url: '/api/v1/hosts/controller-0' })).json().packages
+    expect(pkgs).toEqual([{ name: 'base-files', epoch: null, version: '12.4', release: null, arch: 'amd64' }])
+  })
+})
