@@ -11,6 +11,7 @@ import auditRoutes from './routes/audit.js'
 import agentRoutes from './routes/agents.js'
 import fleetRoutes from './routes/fleet.js'
 import type { CommandRunner } from './services/semantic-checks.js'
+import type { OpenCore } from './core.js'
 
 export interface AppDeps {
   config: Config
@@ -21,6 +22,8 @@ export interface AppDeps {
   runner?: CommandRunner
   /** The clock (ms since the epoch); tests move it to age hosts out. */
   now?: () => number
+  /** A core shared with another listener (the caller closes it); by default the app opens its own. */
+  core?: OpenCore
 }
 
 export async function buildApp (deps: AppDeps) {
@@ -33,7 +36,7 @@ export async function buildApp (deps: AppDeps) {
 
   await app.register(errorHandler)
   await app.register(swaggerPlugin, { ui: deps.config.MPATCH_DOCS })
-  await app.register(corePlugin, { config: deps.config, dbPath: deps.dbPath, runner: deps.runner, now: deps.now })
+  await app.register(corePlugin, { config: deps.config, dbPath: deps.dbPath, core: deps.core, runner: deps.runner, now: deps.now })
   await app.register(healthRoutes)
   await app.register(auditRoutes, { prefix: '/api/v1' })
   await app.register(agentRoutes, { prefix: '/api/v1' })

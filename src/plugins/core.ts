@@ -1,119 +1,23 @@
-/**
- * Opens the database and the content store, builds the services and decorates them app-wide.
- * The services form a chain without cycles: catalogue → fleet → patch states → installs →
- * reports / host views / lifecycle; they learn about each other's changes from domain events.
- */
+/** Decorates the app with the core: the one it is given (shared by listeners), or its own, closed with the app. */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
-import { openStore } from '../db/index.js'
-import { createContentStore, type ContentStore } from '../store/content.js'
-import { prepareDataDir } from '../store/data-dir.js'
-import { createCatalog } from '../services/catalog.js'
-import { createEventBus, type EventBus } from '../services/events.js'
-import { createFeedService, type FeedService } from '../services/feeds.js'
-import { createFleet } from '../services/fleet.js'
-import { createHostViews, type HostViews } from '../services/hosts.js'
-import { createInstalls, type Installs } from '../services/installs.js'
-import { createPatchImport, type PatchImport } from '../services/patch-import.js'
-import { createPatchLifecycle, type PatchLifecycle } from '../services/patch-lifecycle.js'
-import { createPatchQueries, type PatchQueries } from '../services/patch-queries.js'
-import { createMutationQueue, type MutationQueue } from '../services/queue.js'
-import { createReleases, type Releases } from '../services/releases.js'
-import { createReports, type Reports } from '../services/reports.js'
-import { createSemanticChecker, type CommandRunner } from '../services/semantic-checks.js'
-import { createPatchStates } from '../services/states.js'
-import type { AuditEntry } from '../db/audit.js'
-
-export interface Core {
-  config: Config
-  now: () => number
-  queue: MutationQueue
-  events: EventBus
-  patches: PatchQueries
-  imports: PatchImport
-  lifecycle: PatchLifecycle
-  releases: Releases
-  feeds: FeedService
-  reports: Reports
-  installs: Installs
-  hosts: HostViews
-  audit: { list: (limit: number, before?: number) => AuditEntry[] }
-  /** Readiness: throws when the database does not answer. */
-  ping: () => void
-  /** Payloads by sha256 (the agent content route) and private work folders for uploads in progress. */
-  content: Pick<ContentStore, 'has' | 'pathOf' | 'makeWorkDir' | 'discard'>
-}
+import { openCore, type Core, type OpenCore } from '../core.js'
+import type { CommandRunner } from '../services/semantic-checks.js'
 
 declare module 'fastify' {
   interface FastifyInstance { core: Core }
 }
 
-export interface CorePluginOptions { config: Config, dbPath?: string, runner?: CommandRunner, now?: () => number }
+export interface CorePluginOptions { config: Config, core?: OpenCore, dbPath?: string, runner?: CommandRunner, now?: () => number }
 
 export default fp(async function corePlugin (app: FastifyInstance, opts: CorePluginOptions) {
-  const { config } = opts
-  const log = app.log as unknown as Logger
-  const now = opts.now ?? Date.now
-  await prepareDataDir(config)
-  const dbPath = opts.dbPath ?? config.dbPath
-  let opened
-  try {
-    opened = openStore(dbPath)
-  } catch (err) {
-    throw new Error(`database ${dbPath}: ${(err as Error).message}`, { cause: err })
+  let core = opts.core
+  if (core === undefined) {
+    const own = await openCore({ config: opts.config, log: app.log as unknown as Logger, dbPath: opts.dbPath, runner: opts.runner, now: opts.now })
+    app.addHook('onClose', async () => { await own.close() })
+    core = own
   }
-  const { db, repos, migrated } = opened
-  for (const f of migrated) app.log.info({ migration: f }, 'applied migration')
-  app.addHook('onClose', async () => { db.close() })
-  const store = createContentStore(config.contentDir, config.tmpDir)
-
-  const queue = createMutationQueue({ audit: repos.audit })
-  const events = createEventBus({ repo: repos.events, log })
-  const catalog = createCatalog({ config, repos })
-  const fleet = createFleet({ repos, catalog, events, now })
-  const states = createPatchStates({ catalog, fleet })
-  const installs = createInstalls({ config, repos, fleet, states, queue, events, log })
-  const reports = createReports({ repos, fleet, installs, events, now })
-  const hosts = createHostViews({ config, repos, fleet, installs, states, queue, events, log, now })
-  const semantic = createSemanticChecker({ store, runner: opts.runner, timeoutMs: config.MPATCH_SEMANTIC_TIMEOUT_S * 1000, log })
-  const lifecycle = createPatchLifecycle({ config, repos, store, catalog, states, fleet, installs, queue, events, semantic })
-  const imports = createPatchImport({ config, repos, store, catalog, queue, events, log })
-  const releases = createReleases({ config, repos, store, catalog, queue, events })
-  const feeds = createFeedService({ repos, store, catalog, queue, events })
-  const patches = createPatchQueries({ catalog, states })
-
-  catalog.reload()
-  fleet.load()
-  installs.load()
-  const swept = await store.sweep(new Set([...repos.patches.referencedShas(), ...repos.feeds.referencedShas()]))
-  if (swept.tmp > 0 || swept.orphans > 0) app.log.info(swept, 'removed leftovers of an earlier run')
-  app.addHook('onClose', async () => {
-    await queue.idle()
-    hosts.close()
-    installs.close()
-  })
-  app.decorate('core', {
-    config,
-    now,
-    queue,
-    events,
-    patches,
-    imports,
-    lifecycle,
-    releases,
-    feeds,
-    reports,
-    installs,
-    hosts,
-    audit: { list: (limit: number, before?: number) => repos.audit.list(limit, before) },
-    ping: repos.ping,
-    content: {
-      has: async (sha256: string) => await store.has(sha256),
-      pathOf: (sha256: string) => store.pathOf(sha256),
-      makeWorkDir: async (label: string) => await store.makeWorkDir(label),
-      discard: async (dir: string) => { await store.discard(dir) }
-    }
-  })
+  app.decorate('core', core)
 }, { name: 'core' })
