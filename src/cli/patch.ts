@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { inspectPackageFile, PackageFileError, type PackageFileInfo } from '../drivers/package-file.js'
+import { inspectPackageFile } from '../drivers/package-file.js'
+import { PackageFileError, type PackageFileInfo } from '../drivers/package-info.js'
 import { PatchReadError } from '../patchfile/errors.js'
 import {
   PACKAGE_NAME_PATTERN, PATCH_ID_PATTERN, PERSONALITY_TYPE_PATTERN, isValidPatchId, parseDebFileName, parseRpmFileName

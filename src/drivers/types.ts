@@ -1,5 +1,5 @@
 /** The driver contract: one interface over dpkg/apt, rpm/dnf and swupd, and the value types it trades in. */
-import type { PackageFileInfo } from './package-file.js'
+import type { PackageFileInfo } from './package-info.js'
 
 export type { PackageFileInfo }
 

@@ -3,7 +3,7 @@
  * with it. Shared by `patch build` (refuses to pack a misnamed file) and the server's import
  * (refuses to import one), so a renamed file can never pass for another package.
  */
-import type { PackageFileInfo } from '../drivers/package-file.js'
+import type { PackageFileInfo } from '../drivers/package-info.js'
 import { parseDebFileName, parseRpmFileName } from './ids.js'
 
 /**

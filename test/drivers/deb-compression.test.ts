@@ -4,9 +4,9 @@ import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { deb } from '../../src/drivers/deb.js'
-import {
-  decompressZstd, inspectPackageFile, PackageFileError, ZstdDataError, zstdDecoder, type PackageFileInfo, type ZstdDecoder
-} from '../../src/drivers/package-file.js'
+import { inspectPackageFile } from '../../src/drivers/package-file.js'
+import { PackageFileError, type PackageFileInfo } from '../../src/drivers/package-info.js'
+import { decompressZstd, ZstdDataError, zstdDecoder, type ZstdDecoder } from '../../src/drivers/zstd.js'
 import { buildTestApp, tempDir } from '../helpers/build-app.js'
 import { cliBuild } from '../helpers/cli-build.js'
 import { multipart } from '../helpers/multipart.js'

@@ -5,9 +5,8 @@ import path from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  inspectDeb, inspectPackageFile, inspectRpm, PackageFileError, type PackageFileInfo
-} from '../../src/drivers/package-file.js'
+import { inspectDeb, inspectPackageFile, inspectRpm } from '../../src/drivers/package-file.js'
+import { PackageFileError, type PackageFileInfo } from '../../src/drivers/package-info.js'
 import { buildDeb, buildRpm, type DebSpec, type RpmSpec } from '../helpers/packages.js'
 
 const debSpecs: DebSpec[] = [
