@@ -10,7 +10,8 @@ import { PatchReadError } from '../patchfile/errors.js'
 import {
   PACKAGE_NAME_PATTERN, PATCH_ID_PATTERN, PERSONALITY_TYPE_PATTERN, isValidPatchId, parseDebFileName, parseRpmFileName
 } from '../patchfile/ids.js'
-import { SW_VERSION_PATTERN, toLegacyContents, toLegacyPatchObject } from '../patchfile/metadata.js'
+import { SW_VERSION_PATTERN } from '../patchfile/metadata.js'
+import { toLegacyContents, toLegacyPatchObject } from '../patchfile/metadata-legacy.js'
 import { fileNameMismatch } from '../patchfile/package-names.js'
 import { inspectPatch, readPatch } from '../patchfile/read.js'
 import { loadTrustStore } from '../patchfile/trust.js'

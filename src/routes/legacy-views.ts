@@ -4,7 +4,7 @@
  * show changes, so the pollers of a large fleet share one body instead of building one each.
  */
 import type { StoredPatch, Repostate } from '../db/patches.js'
-import { toLegacyContents, toLegacyPatchObject } from '../patchfile/metadata.js'
+import { toLegacyContents, toLegacyPatchObject } from '../patchfile/metadata-legacy.js'
 import type { HostStatus, HostViews } from '../services/hosts.js'
 import type { Patchstate } from '../services/patch-state.js'
 import type { PatchQueries } from '../services/patch-queries.js'

@@ -1,7 +1,8 @@
 /** The XML layer of metadata.xml (saxes plus our refusals): what it accepts, what it refuses (DTDs, entities), and the legacy pretty-printer. */
 import { describe, expect, it } from 'vitest'
 import { PatchReadError } from '../../src/patchfile/errors.js'
-import { parseMetadataXml, writeMetadataXml } from '../../src/patchfile/metadata.js'
+import { parseMetadataXml } from '../../src/patchfile/metadata.js'
+import { writeMetadataXml } from '../../src/patchfile/metadata-write.js'
 import type { PatchMetadata } from '../../src/patchfile/types.js'
 
 const X = 'Failed during patch extraction: metadata.xml: '

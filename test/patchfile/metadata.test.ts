@@ -4,7 +4,9 @@ import { PatchReadError } from '../../src/patchfile/errors.js'
 import {
   PATCH_ID_PATTERN, isValidDebFileName, isValidPatchId, isValidRpmFileName, parseDebFileName, parseRpmFileName, splitMemberName
 } from '../../src/patchfile/ids.js'
-import { parseMetadataXml, toLegacyContents, toLegacyPatchObject, writeMetadataXml } from '../../src/patchfile/metadata.js'
+import { parseMetadataXml } from '../../src/patchfile/metadata.js'
+import { toLegacyContents, toLegacyPatchObject } from '../../src/patchfile/metadata-legacy.js'
+import { writeMetadataXml } from '../../src/patchfile/metadata-write.js'
 import type { PatchMetadata } from '../../src/patchfile/types.js'
 
 const C1 = 'a'.repeat(64)
