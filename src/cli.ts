@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `multios-patch` command: serve | agent | patch build|inspect|verify, --help, --version. */
+/** The `multios-patch` command: serve | agent | patch build|inspect|verify | token create|list|revoke, --help, --version. */
 import { readFileSync } from 'node:fs'
 import { runPatchCommand } from './cli/patch.js'
 
@@ -7,6 +7,7 @@ const usage = `Usage:
   multios-patch serve                      start the controller (configuration from MPATCH_* variables; --help lists them)
   multios-patch agent --controller URL     run the per-host agent (--help for its options)
   multios-patch patch build|inspect|verify build, show or verify a .patch file (--help for details)
+  multios-patch token create|list|revoke   manage the tokens of the authenticated listener (--help for details)
   multios-patch --version                  print the version
 `
 
@@ -47,6 +48,10 @@ async function main (argv: string[]): Promise<number> {
     }
     case 'patch':
       return await runPatchCommand(rest)
+    case 'token': {
+      const { runTokenCommand } = await import('./cli/token.js')
+      return await runTokenCommand(rest)
+    }
     case '--version': case '-V': case 'version':
       process.stdout.write(`multios-patch ${version()}\n`)
       return 0
