@@ -1,6 +1,7 @@
 /** buildApp: the Fastify instance with its plugins and routes, in a visible order. Never listens. */
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import errorHandler from './plugins/error-handler.js'
 import swaggerPlugin from './plugins/swagger.js'
@@ -12,10 +13,14 @@ import agentRoutes from './routes/agents.js'
 import fleetRoutes from './routes/fleet.js'
 import type { CommandRunner } from './services/semantic-checks.js'
 import type { OpenCore } from './core.js'
+import authPlugin, { type AuthPluginOptions } from './plugins/auth.js'
+import { accessOf } from './auth/access.js'
 
 export interface AppDeps {
   config: Config
   logger?: FastifyServerOptions['logger']
+  /** A pino logger shared with the core and the other listener (instead of `logger`). */
+  loggerInstance?: Logger
   /** Overrides the database file (tests pass ':memory:'). */
   dbPath?: string
   /** Runs semantic-check executables (drivers/runner.ts in production). */
@@ -24,17 +29,44 @@ export interface AppDeps {
   now?: () => number
   /** A core shared with another listener (the caller closes it); by default the app opens its own. */
   core?: OpenCore
+  /** Makes this the authenticated listener: every route needs a token (design.md section 8). */
+  auth?: AuthPluginOptions
+  /** TLS of the authenticated listener (PEM). */
+  https?: { cert: Buffer, key: Buffer }
+}
+
+/** Loopback callers: the only ones the local listener serves the agent API to. */
+export function isLoopbackAddress (address: string | undefined): boolean {
+  if (address === undefined) return false
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address
+  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a)
 }
 
 export async function buildApp (deps: AppDeps) {
   const app = Fastify({
-    logger: deps.logger ?? false,
+    ...(deps.https !== undefined ? { https: deps.https } : {}),
+    ...(deps.loggerInstance !== undefined ? { loggerInstance: deps.loggerInstance } : { logger: deps.logger ?? false }),
     ajv: { customOptions: { removeAdditional: false } },
     requestTimeout: 0,
     bodyLimit: 1024 * 1024
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  // Who made the request: set by the auth plugin on the authenticated listener, null on the local one.
+  app.decorateRequest('identity', null)
   await app.register(errorHandler)
+  if (deps.auth !== undefined) {
+    await app.register(authPlugin, deps.auth)
+  } else {
+    // The local listener has no credentials: the agent API and payloads only for the machine itself.
+    app.addHook('onRequest', async (request, reply) => {
+      const kind = accessOf(request.method, request.url).kind
+      if ((kind === 'agent' || kind === 'content') && !isLoopbackAddress(request.socket.remoteAddress)) {
+        return await reply.code(403).type('application/json; charset=utf-8').send(JSON.stringify({
+          statusCode: 403, code: 'MPATCH_FORBIDDEN', error: 'Forbidden', message: 'The local listener serves the agent API to loopback callers only; use the authenticated listener'
+        }))
+      }
+    })
+  }
   await app.register(swaggerPlugin, { ui: deps.config.MPATCH_DOCS })
   await app.register(corePlugin, { config: deps.config, dbPath: deps.dbPath, core: deps.core, runner: deps.runner, now: deps.now })
   await app.register(healthRoutes)

@@ -21,7 +21,23 @@ export const ConfigSchema = Type.Object({
   MPATCH_UPLOAD_DIRS: Type.String({ default: '', description: 'Colon-separated absolute folders upload_dir may import from (and below); empty: upload_dir is refused' }),
   MPATCH_MAX_REPORTS_IN_FLIGHT: Type.Integer({ default: 64, minimum: 1, description: 'Most agent reports and install results received at once; more answer 503 with Retry-After' }),
   MPATCH_MAX_LONG_POLLS: Type.Integer({ default: 25000, minimum: 1, description: 'Most agent long polls held at once; more answer 503 with Retry-After' }),
-  MPATCH_DOCS: Type.Boolean({ default: true, description: 'Serve Swagger UI at /docs' })
+  MPATCH_DOCS: Type.Boolean({ default: true, description: 'Serve Swagger UI at /docs' }),
+  MPATCH_ALLOW_INSECURE_LOCAL: Type.Boolean({ default: false, description: 'Let the local listener (no credentials) bind a non-loopback MPATCH_HOST (logged as a warning)' }),
+  MPATCH_AUTH_HOST: Type.String({ default: '', description: 'Address of the authenticated listener; empty: off' }),
+  MPATCH_AUTH_PORT: Type.Integer({ default: 5491, minimum: 0, maximum: 65535, description: 'Port of the authenticated listener (StarlingX registers the patching endpoint on 5491)' }),
+  MPATCH_TLS_CERT: Type.String({ default: '', description: 'PEM certificate (chain) of the authenticated listener' }),
+  MPATCH_TLS_KEY: Type.String({ default: '', description: 'PEM private key of the authenticated listener' }),
+  MPATCH_AUTH_ALLOW_HTTP: Type.Boolean({ default: false, description: 'Serve the authenticated listener over plain HTTP (tests only)' }),
+  MPATCH_TOKENS_FILE: Type.String({ default: '', description: 'Tokens file (admin, reader and agent tokens, stored as sha256; default <data dir>/tokens.json)' }),
+  MPATCH_KEYSTONE_URL: Type.String({ default: '', description: 'Keystone v3 URL validating X-Auth-Token (e.g. http://keystone:5000/v3); empty: no Keystone' }),
+  MPATCH_KEYSTONE_USERNAME: Type.String({ default: 'patching', description: 'The service\'s own Keystone user' }),
+  MPATCH_KEYSTONE_PASSWORD: Type.String({ default: '', description: 'Its password' }),
+  MPATCH_KEYSTONE_PROJECT: Type.String({ default: 'services', description: 'Its project' }),
+  MPATCH_KEYSTONE_USER_DOMAIN: Type.String({ default: 'Default', description: 'Its user domain' }),
+  MPATCH_KEYSTONE_PROJECT_DOMAIN: Type.String({ default: 'Default', description: 'Its project domain' }),
+  MPATCH_KEYSTONE_CACHE_S: Type.Integer({ default: 300, minimum: 0, description: 'Seconds a validated Keystone token is trusted before it is checked again (bounded by its expiry; 0: always check)' }),
+  MPATCH_ENROLL_SECRET: Type.String({ default: '', description: 'Shared secret agents enroll with (POST /api/v1/agents/enroll); empty: enrollment off' }),
+  MPATCH_AUTH_FAILURES_PER_MIN: Type.Integer({ default: 30, minimum: 1, description: 'Failed authentications allowed per source address and minute; more answer 429' })
 })
 
 export type RawConfig = Static<typeof ConfigSchema>
@@ -35,6 +51,7 @@ export interface Config extends RawConfig {
   tmpDir: string
   /** MPATCH_UPLOAD_DIRS split and normalized (absolute, no trailing slash); empty when unset. */
   uploadDirs: string[]
+  tokensFile: string
 }
 
 /** Reads and validates the configuration; throws with a readable message on bad input. */
@@ -53,7 +70,8 @@ export function resolveConfig (raw: RawConfig): Config {
     trustDir: raw.MPATCH_TRUST_DIR === '' ? path.join(dataDir, 'trust') : path.resolve(raw.MPATCH_TRUST_DIR),
     dbPath: path.join(dataDir, 'multios-patch.db'),
     contentDir: path.join(dataDir, 'content'),
-    tmpDir: path.join(dataDir, 'tmp')
+    tmpDir: path.join(dataDir, 'tmp'),
+    tokensFile: raw.MPATCH_TOKENS_FILE === '' ? path.join(dataDir, 'tokens.json') : path.resolve(raw.MPATCH_TOKENS_FILE)
   }
 }
 

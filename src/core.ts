@@ -24,6 +24,8 @@ import { createReports, type Reports } from './services/reports.js'
 import { createSemanticChecker, type CommandRunner } from './services/semantic-checks.js'
 import { createPatchStates } from './services/states.js'
 import type { AuditEntry } from './db/audit.js'
+import { createTokenStore, type TokenStore } from './auth/tokens.js'
+import { createEnrollment, type Enrollment } from './services/enrollment.js'
 
 export interface Core {
   config: Config
@@ -38,6 +40,9 @@ export interface Core {
   reports: Reports
   installs: Installs
   hosts: HostViews
+  /** The tokens file (admin, reader and agent tokens) and agent enrollment. */
+  tokens: TokenStore
+  enrollment: Enrollment
   audit: { list: (limit: number, before?: number) => AuditEntry[] }
   /** Readiness: throws when the database does not answer. */
   ping: () => void
@@ -80,6 +85,8 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
   const releases = createReleases({ config, repos, store, catalog, queue, events })
   const feeds = createFeedService({ repos, store, catalog, queue, events })
   const patches = createPatchQueries({ catalog, states })
+  const tokens = createTokenStore(config.tokensFile, { log: { error: (msg: string) => { log.error(msg) } } })
+  const enrollment = createEnrollment({ tokens, queue })
 
   catalog.reload()
   fleet.load()
@@ -106,6 +113,8 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
     reports,
     installs,
     hosts,
+    tokens,
+    enrollment,
     audit: { list: (limit: number, before?: number) => repos.audit.list(limit, before) },
     ping: repos.ping,
     content: {

@@ -15,3 +15,6 @@ export const TooManyFilesError = createError<[number]>('MPATCH_TOO_MANY_FILES', 
 export const UploadTotalTooLargeError = createError<[number]>('MPATCH_UPLOAD_TOO_LARGE', 'Upload rejected: the files together are larger than the limit of %d bytes', 413)
 export const LongPollsExhaustedError = createError<[number]>('MPATCH_TOO_MANY_LONG_POLLS', 'Too many agent long polls in flight (limit %d); retry later', 503)
 export const ReportsExhaustedError = createError<[number]>('MPATCH_TOO_MANY_REPORTS', 'Too many agent reports in flight (limit %d); retry later', 503)
+export const UnauthorizedError = createError<[string]>('MPATCH_UNAUTHORIZED', '%s', 401)
+export const EnrollOffError = createError('MPATCH_ENROLL_OFF', 'Enrollment is off: MPATCH_ENROLL_SECRET is not set; ask an admin for an agent token', 403)
+export const AlreadyEnrolledError = createError<[string]>('MPATCH_ALREADY_ENROLLED', "Host '%s' is already enrolled; an admin must re-issue its token (multios-patch token create --role agent --host <host> --replace)", 409)

@@ -2,13 +2,14 @@
 import { createReadStream } from 'node:fs'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { enrollSecretMatches } from '../auth/enroll.js'
 import { Type } from 'typebox'
 import { ErrorResponse } from '../schemas/common.js'
 import {
-  CommandsAnswer, CommandsQuery, ContentParams, HostnameParams, Install, InstallIdParams, InstallResultBody,
+  CommandsAnswer, CommandsQuery, ContentParams, EnrollAnswer, EnrollBody, HostnameParams, Install, InstallIdParams, InstallResultBody,
   PlanAnswer, ReportAnswer, ReportBody
 } from '../schemas/agents.js'
-import { ContentNotFoundError, HostNotFoundError, InstallNotFoundError, LongPollsExhaustedError, ReportsExhaustedError } from '../errors.js'
+import { AlreadyEnrolledError, EnrollOffError, UnauthorizedError, ContentNotFoundError, HostNotFoundError, InstallNotFoundError, LongPollsExhaustedError, ReportsExhaustedError } from '../errors.js'
 import { HostError, LongPollLimitError } from '../services/installs.js'
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
@@ -20,7 +21,7 @@ const LONG_POLL_RETRY_AFTER_S = 30
 const REPORT_RETRY_AFTER_S = 5
 
 const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { hosts, reports, installs, content, config } = app.core
+  const { hosts, reports, installs, content, config, enrollment } = app.core
 
   // Reports and install results in flight (bodies being received or handled), at most
   // MPATCH_MAX_REPORTS_IN_FLIGHT: each may buffer up to 32 MiB of JSON.
@@ -58,6 +59,25 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       e.statusCode = 400
       done(e, undefined)
     }
+  })
+
+  app.post('/agents/enroll', {
+    schema: {
+      tags: ['agents'],
+      summary: 'An agent enrolls with the shared secret and gets its own token, bound to its hostname',
+      operationId: 'agentEnroll',
+      body: EnrollBody,
+      response: { 201: EnrollAnswer, ...errors }
+    }
+  }, async (request, reply) => {
+    if (config.MPATCH_ENROLL_SECRET === '') throw new EnrollOffError()
+    if (!enrollSecretMatches(config.MPATCH_ENROLL_SECRET, request.body.secret)) {
+      reply.header('WWW-Authenticate', 'Bearer realm="multios-patch"')
+      throw new UnauthorizedError('Wrong enrollment secret')
+    }
+    const token = await enrollment.enroll({ actor: request.identity?.actor ?? `enroll:${request.body.hostname}` }, request.body.hostname)
+    if (token === null) throw new AlreadyEnrolledError(request.body.hostname)
+    return await reply.code(201).send({ token })
   })
 
   app.post('/agents/:hostname/report', {

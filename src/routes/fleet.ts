@@ -5,6 +5,7 @@ import { Type } from 'typebox'
 import { ErrorResponse } from '../schemas/common.js'
 import { FeedPackage, Host, HostDetail, HostnameParams, Install, InstallsQuery, ReleaseParams } from '../schemas/agents.js'
 import { HostNotFoundError, InstallNotFoundError, NoFileError, ReleaseNotFoundError, TooManyFilesError, UploadTooLargeError, UploadTotalTooLargeError } from '../errors.js'
+import { actorOf } from '../plugins/auth.js'
 import { saveFileParts, TotalTooLargeError, type SavedPart } from './file-parts.js'
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
@@ -76,7 +77,7 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw err
       }
       if (files.length === 0) throw new NoFileError()
-      const out = await feeds.add({ actor: `local ${request.ip}` }, rel, files)
+      const out = await feeds.add({ actor: actorOf(request) }, rel, files)
       if (out === null) throw new ReleaseNotFoundError(rel)
       return await reply.code(201).send(out)
     } finally {

@@ -10,6 +10,7 @@ import {
 import type { Caller } from '../services/queue.js'
 import type { ImportSource } from '../services/upload-dir.js'
 import { createLegacyViews } from './legacy-views.js'
+import { actorOf } from '../plugins/auth.js'
 import { saveFileParts } from './file-parts.js'
 
 export const PREFIXES = ['/v1', '/patch'] as const
@@ -85,7 +86,7 @@ function register (app: FastifyInstance, def: LegacyRoute): void {
         } catch (err) {
           return { error: (err as Error).message }
         }
-        return await def.handler({ segs, params: mergedParams(request), request, reply, caller: { actor: `local ${request.ip}` } })
+        return await def.handler({ segs, params: mergedParams(request), request, reply, caller: { actor: actorOf(request) } })
       }
       const urls = def.positional !== undefined ? [[base, false], [`${base}/*`, documented]] : [[base, documented], [`${base}/`, false]]
       for (const [url, doc] of urls as Array<[string, boolean]>) {

@@ -179,3 +179,12 @@ export const ReleaseParams = Type.Object({
 })
 
 export const ContentParams = Type.Object({ sha256: Sha256 })
+
+export const EnrollBody = Type.Object({
+  hostname: Type.String({ pattern: HOSTNAME_PATTERN, description: 'The host the token will act for' }),
+  secret: Type.String({ minLength: 1, maxLength: 1024, description: 'The shared enrollment secret (MPATCH_ENROLL_SECRET)' })
+}, { additionalProperties: false })
+
+export const EnrollAnswer = Type.Object({
+  token: Type.String({ description: 'The agent token, shown once: keep it (mode 0600) and send it as X-Auth-Token' })
+})

@@ -1,0 +1,152 @@
+/**
+ * The authenticated listener's access matrix (design.md section 8, spec D7), generated from the
+ * committed OpenAPI document so that a new route is covered automatically: every operation ×
+ * {no token, garbage, revoked, reader, admin, agent of host A, agent of host B} → 401 / 403 / passes.
+ * Unknown paths answer 401 before 404. Tokens come from a real tokens file.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readFile, rm } from 'node:fs/promises'
+import path from 'node:path'
+import { buildApp } from '../../src/app.js'
+import { accessOf } from '../../src/auth/access.js'
+import { createIdentityVerifier } from '../../src/auth/identities.js'
+import { createTokenStore } from '../../src/auth/tokens.js'
+import { defaultConfig } from '../../src/config.js'
+import { tempDir } from '../helpers/build-app.js'
+
+type App = Awaited<ReturnType<typeof buildApp>>
+
+const ROOT = path.resolve(import.meta.dirname, '../..')
+const HOST_A = 'host-a'
+const HOST_B = 'host-b'
+
+let work: string
+let app: App
+const token: Record<string, string | null> = {}
+
+interface Operation { method: 'GET' | 'POST', template: string, url: string }
+
+/** Every operation of the OpenAPI document with its path parameters filled in. */
+async function operations (): Promise<Operation[]> {
+  const doc = JSON.parse(await readFile(path.join(ROOT, 'openapi/openapi.json'), 'utf8')) as { paths: Record<string, Record<string, unknown>> }
+  const fill: Record<string, string> = { ids: 'P1', host: HOST_A, release: '22.12', hostname: HOST_A, id: '1', sha256: '0'.repeat(64) }
+  const out: Operation[] = []
+  for (const [template, ops] of Object.entries(doc.paths)) {
+    for (const method of Object.keys(ops)) {
+      const url = template.replace(/\{([a-z0-9]+)\}/g, (_, p: string) => fill[p] ?? 'x')
+      out.push({ method: method.toUpperCase() as 'GET' | 'POST', template, url })
+    }
+  }
+  return out
+}
+
+let ops: Operation[]
+
+beforeAll(async () => {
+  work = await tempDir('auth-matrix')
+  const config = defaultConfig({ MPATCH_DATA_DIR: path.join(work, 'data'), MPATCH_TOKENS_FILE: path.join(work, 'tokens.json'), MPATCH_LOG_LEVEL: 'silent' })
+  const tokens = createTokenStore(path.join(work, 'tokens.json'))
+  token.none = null
+  token.garbage = 'mpt_' + 'x'.repeat(43)
+  token.revoked = (await tokens.create({ name: 'gone', role: 'admin' })).token
+  await tokens.revoke('gone')
+  token.reader = (await tokens.create({ name: 'ops', role: 'reader' })).token
+  token.admin = (await tokens.create({ name: 'root', role: 'admin' })).token
+  token.agentA = (await tokens.create({ name: 'agent-a', role: 'agent', hostname: HOST_A })).token
+  token.agentB = (await tokens.create({ name: 'agent-b', role: 'agent', hostname: HOST_B })).token
+  app = await buildApp({ config, auth: { verify: createIdentityVerifier({ tokens }), failuresPerMinute: 1_000_000, enrollSecret: 'enroll-me' } })
+  await app.ready()
+  ops = await operations()
+})
+
+afterAll(async () => {
+  await app?.close()
+  await rm(work, { recursive: true, force: true })
+})
+
+async function call (op: { method: string, url: string }, who: string) {
+  const t = token[who]
+  const res = await app.inject({ method: op.method as 'GET', url: op.url, headers: t === null ? {} : { 'x-auth-token': t } })
+  return res
+}
+
+/** What design.md section 8 says the identity gets for the operation: 401, 403, or 'pass' (anything else, never 5xx). */
+function expected (who: string, op: Operation): 401 | 403 | 'pass' {
+  const access = accessOf(op.method, op.url)
+  // Enrollment takes the shared secret instead of a token (its own test covers it).
+  if (access.kind === 'enroll') return 'pass'
+  if (who === 'none' || who === 'garbage' || who === 'revoked') return 401
+  if (who === 'admin') return 'pass'
+  if (who === 'reader') return access.kind === 'read' || access.kind === 'content' ? 'pass' : 403
+  const host = who === 'agentA' ? HOST_A : HOST_B
+  if (access.kind === 'content') return 'pass'
+  if (access.kind === 'agent') return access.hostname === host ? 'pass' : 403
+  return 403
+}
+
+describe('authenticated listener: every OpenAPI operation × every identity', () => {
+  it('covers the whole document (at least the legacy, native and agent routes)', () => {
+    expect(ops.length).toBeGreaterThan(50)
+    expect(ops.some((o) => o.template.startsWith('/api/v1/agents/'))).toBe(true)
+    expect(ops.some((o) => o.template === '/v1/apply/{ids}' && o.method === 'GET')).toBe(true)
+  })
+
+  for (const who of ['none', 'garbage', 'revoked', 'reader', 'admin', 'agentA', 'agentB']) {
+    it(`answers ${who} as design.md section 8 says`, async () => {
+      const wrong: string[] = []
+      for (const op of ops) {
+        const res = await call(op, who)
+        const want = expected(who, op)
+        const ok = want === 'pass' ? res.statusCode !== 401 && res.statusCode !== 403 && res.statusCode < 500 : res.statusCode === want
+        if (!ok) wrong.push(`${op.method} ${op.url}: ${res.statusCode} (want ${String(want)}) ${res.body.slice(0, 120)}`)
+        if (res.statusCode === 401 && res.headers['www-authenticate'] === undefined) wrong.push(`${op.method} ${op.url}: 401 without WWW-Authenticate`)
+      }
+      expect(wrong).toEqual([])
+    })
+  }
+
+  it('answers an unknown path 401 without a token and 404 with one', async () => {
+    const anon = await call({ method: 'GET', url: '/no/such/route' }, 'none')
+    const reader = await call({ method: 'GET', url: '/no/such/route' }, 'reader')
+
+    expect(anon.statusCode).toBe(401)
+    expect(anon.headers['www-authenticate']).toMatch(/^Bearer /)
+    expect(anon.json()).toMatchObject({ statusCode: 401, code: 'MPATCH_UNAUTHORIZED' })
+    expect(reader.statusCode).toBe(404)
+  })
+
+  it('refuses a reader GET on a mutating legacy route and changes nothing', async () => {
+    const res = await call({ method: 'GET', url: '/v1/init_release/23.09' }, 'reader')
+    const after = await call({ method: 'GET', url: '/v1/del_release/23.09' }, 'admin')
+
+    expect(res.statusCode).toBe(403)
+    expect(res.json()).toEqual({ error: 'token:ops (role reader) may not change state here' })
+    expect(after.json().info).toBe('Patch repository for 23.09 does not exist\n')
+  })
+
+  it('lets an agent act for its own host only, and records it as the actor', async () => {
+    const report = {
+      swVersion: '22.12',
+      os: { id: 'debian', versionId: '12', prettyName: 'Debian 12' },
+      arch: 'x86_64',
+      driver: 'deb',
+      state: 'idle',
+      patchFailed: false,
+      requiresReboot: false,
+      locked: false,
+      inventoryHash: 'a'.repeat(64),
+      inventory: []
+    }
+    const own = await app.inject({ method: 'POST', url: `/api/v1/agents/${HOST_A}/report`, headers: { 'x-auth-token': token.agentA as string }, payload: report })
+    const other = await app.inject({ method: 'POST', url: `/api/v1/agents/${HOST_B}/report`, headers: { authorization: `Bearer ${token.agentA as string}` }, payload: report })
+    const plan = await app.inject({ url: `/api/v1/agents/${HOST_A}/plan`, headers: { 'x-auth-token': token.agentB as string } })
+    await app.inject({ method: 'POST', url: `/v1/drop_host/${HOST_A}`, headers: { 'x-auth-token': token.admin as string } })
+    const audit = (await app.inject({ url: '/api/v1/audit?limit=1', headers: { 'x-auth-token': token.reader as string } })).json().items[0]
+
+    expect(own.statusCode).toBe(200)
+    expect(other.statusCode).toBe(403)
+    expect(other.json().message).toBe(`The token of ${HOST_A} may not act for host ${HOST_B}`)
+    expect(plan.statusCode).toBe(403)
+    expect(audit).toMatchObject({ actor: 'token:root', action: 'drop_host', target: HOST_A, result: 'ok' })
+  })
+})
