@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the OS tools the test suite drives for real (dpkg/apt, rpm/dnf, ostree) when missing.
-# Debian package → a binary it provides; only missing ones are installed.
+# Installs the OS tools the test suite drives for real (dpkg/apt, rpm/dnf, ostree, a Keystone) when
+# missing. Debian package → a binary or file it provides; only missing ones are installed.
 set -euo pipefail
 
 declare -A tools=(
@@ -12,6 +12,10 @@ declare -A tools=(
   [dpkg-dev]=dpkg-scanpackages
   [apt-utils]=apt-ftparchive
   [openssl]=openssl
+  # Keystone runs from the tests' own config (test/helpers/keystone.ts); the `keystone` package,
+  # which would add a service and Apache, is not wanted.
+  [python3-keystone]=keystone-wsgi-public
+  [python3-keystoneclient]=/usr/lib/python3/dist-packages/keystoneclient/__init__.py
 )
 
 missing=()
@@ -29,6 +33,15 @@ if ((${#missing[@]})); then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # Nothing installed here may start as a service: invoke-rc.d asks policy-rc.d, and 101 means
+  # "action forbidden" (/usr/share/doc/init-system-helpers/README.policy-rc.d). An existing
+  # policy is left as it is; one added here is removed again.
+  policy=/usr/sbin/policy-rc.d
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# added by multios-patch scripts/ensure-tools.sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
