@@ -55,7 +55,7 @@ describe('serve start-up failures', () => {
 
   it('exits 1 within 5 s when the address is not one of this machine\'s', async () => {
     // 192.0.2.1 is TEST-NET-1 (RFC 5737): never assigned here; bind() fails locally, nothing is sent.
-    const r = await runCli(['serve'], { MPATCH_HOST: '192.0.2.1', MPATCH_PORT: '5487', MPATCH_DATA_DIR: path.join(dir, 'addr') })
+    const r = await runCli(['serve'], { MPATCH_HOST: '192.0.2.1', MPATCH_PORT: '5487', MPATCH_ALLOW_INSECURE_LOCAL: 'true', MPATCH_DATA_DIR: path.join(dir, 'addr') })
     expect(r.code).toBe(1)
     expect(r.ms).toBeLessThan(5000)
     expect(r.stderr).toBe('multios-patch serve: cannot listen on 192.0.2.1:5487: the address is not assigned to this machine (EADDRNOTAVAIL)\n')
@@ -91,6 +91,23 @@ describe('serve start-up failures', () => {
     const r = await runCli(['serve'], { MPATCH_DATA_DIR: data })
     expect(r.code).toBe(1)
     expect(r.stderr).toBe(`multios-patch serve: database ${path.join(data, 'multios-patch.db')}: file is not a database\n`)
+  })
+
+  it('refuses a non-loopback MPATCH_HOST for the local listener (no credentials) unless allowed, creating nothing', async () => {
+    const r = await runCli(['serve'], { MPATCH_HOST: '0.0.0.0', MPATCH_DATA_DIR: path.join(dir, 'open') })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toBe('multios-patch serve: MPATCH_HOST 0.0.0.0 is not a loopback address and the local listener has no credentials: ' +
+      'serve other hosts on the authenticated listener (MPATCH_AUTH_HOST), or set MPATCH_ALLOW_INSECURE_LOCAL=true\n')
+    expect(existsSync(path.join(dir, 'open'))).toBe(false)
+  })
+
+  it('refuses an authenticated listener without TLS files unless plain HTTP is allowed', async () => {
+    const r = await runCli(['serve'], { MPATCH_PORT: '0', MPATCH_AUTH_HOST: '127.0.0.1', MPATCH_AUTH_PORT: '0', MPATCH_DATA_DIR: path.join(dir, 'notls') })
+    const missing = await runCli(['serve'], { MPATCH_PORT: '0', MPATCH_AUTH_HOST: '127.0.0.1', MPATCH_AUTH_PORT: '0', MPATCH_TLS_CERT: path.join(dir, 'nope.pem'), MPATCH_TLS_KEY: path.join(dir, 'nope.key'), MPATCH_DATA_DIR: path.join(dir, 'notls') })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toBe('multios-patch serve: the authenticated listener needs MPATCH_TLS_CERT and MPATCH_TLS_KEY (or MPATCH_AUTH_ALLOW_HTTP=true for tests)\n')
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toBe(`multios-patch serve: MPATCH_TLS_CERT ${path.join(dir, 'nope.pem')}: no such file\n`)
   })
 
   it('exits 1 with the variable named for a bad configuration value', async () => {
