@@ -1,11 +1,11 @@
 /** Starts a real Keystone (Debian's python3-keystone) for one test file: private config, SQLite database, REST helpers. */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import Database from 'better-sqlite3'
+import { makeSandbox } from './sandbox.js'
 import { requireTool } from './tools.js'
 
 const run = promisify(execFile)
@@ -33,9 +33,13 @@ export interface RunningKeystone {
   /** Milliseconds from the first keystone-manage command until `GET /v3` answered. */
   startupMs: number
   createProject: (name: string) => Promise<{ id: string, name: string }>
+  /** A project by name (bootstrap made `admin`). */
+  findProject: (name: string) => Promise<{ id: string, name: string }>
   createUser: (name: string, password: string) => Promise<{ id: string, name: string }>
   /** Grants a role (`admin`, `member`, `reader` or one made by createRole) to a user on a project. */
   assignRole: (userId: string, projectId: string, role: string) => Promise<void>
+  /** Disables or enables a user; disabling revokes every token the user holds. */
+  setUserEnabled: (userId: string, enabled: boolean) => Promise<void>
   createRole: (name: string) => Promise<{ id: string, name: string }>
   issueToken: (opts: IssueTokenOptions) => Promise<KeystoneToken>
   revokeToken: (token: string) => Promise<void>
@@ -58,13 +62,14 @@ export async function freePort (): Promise<number> {
 }
 
 /**
- * Sets up and starts Keystone in a fresh temp folder; call stop() in afterAll. The folder holds
- * keystone.conf, keystone.db, both key repositories and the logs, and is removed by stop().
+ * Sets up and starts Keystone in a fresh sandbox folder; call stop() in afterAll. The folder holds
+ * keystone.conf, keystone.db, both key repositories and the log, and is removed by stop().
  */
 export async function startKeystone (): Promise<RunningKeystone> {
-  requireTool('keystone-manage', 'keystone-wsgi-public')
+  requireTool('keystone-manage', 'keystone-wsgi-public', 'setpriv')
   const started = Date.now()
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mpatch-keystone-'))
+  // Below this process's sandbox root, which the global teardown removes should the worker crash.
+  const dir = await makeSandbox('keystone')
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const conf = path.join(dir, 'keystone.conf')
@@ -110,7 +115,8 @@ export async function startKeystone (): Promise<RunningKeystone> {
     manage('credential_setup', ...owner)
   ])
   let out = ''
-  const child: ChildProcess = spawn('keystone-wsgi-public', ['--host', '127.0.0.1', '--port', String(port)], {
+  // --pdeathsig: the server gets SIGTERM when this test process dies without calling stop().
+  const child: ChildProcess = spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'keystone-wsgi-public', '--host', '127.0.0.1', '--port', String(port)], {
     env, detached: true, stdio: ['ignore', 'pipe', 'pipe']
   })
   child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
@@ -205,6 +211,11 @@ export async function startKeystone (): Promise<RunningKeystone> {
       const body = await expect(await api('POST', '/projects', await admin(), { project: { name, domain_id: 'default' } }), 201, `create project ${name}`)
       return { id: body.project.id, name: body.project.name }
     },
+    async findProject (name) {
+      const found = await expect(await api('GET', `/projects?name=${encodeURIComponent(name)}`, await admin()), 200, `project ${name}`)
+      if (found.projects.length !== 1) throw new Error(`Keystone has no project ${name}`)
+      return { id: found.projects[0].id, name: found.projects[0].name }
+    },
     async createUser (name, password) {
       const body = await expect(await api('POST', '/users', await admin(), { user: { name, password, domain_id: 'default' } }), 201, `create user ${name}`)
       return { id: body.user.id, name: body.user.name }
@@ -216,6 +227,9 @@ export async function startKeystone (): Promise<RunningKeystone> {
     },
     async assignRole (userId, projectId, role) {
       await expect(await api('PUT', `/projects/${projectId}/users/${userId}/roles/${await roleId(role)}`, await admin()), 204, `assign ${role}`)
+    },
+    async setUserEnabled (userId, enabled) {
+      await expect(await api('PATCH', `/users/${userId}`, await admin(), { user: { enabled } }), 200, `${enabled ? 'enable' : 'disable'} user`)
     },
     async issueToken ({ username, password, project, expiresInSeconds }) {
       const issued = await passwordToken(username, password, project)
