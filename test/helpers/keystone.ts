@@ -1,4 +1,4 @@
-/** Starts a real Keystone (Debian's python3-keystone) for one test file: private config, SQLite database, REST helpers. */
+/** Starts a real Keystone (Debian's python3-keystone) for one test file: private config and SQLite copy of a bootstrapped template, REST helpers. */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
