@@ -185,7 +185,15 @@ describe('inspectPackageFile on files that are not packages', () => {
 
   it('rejects an rpm or a deb cut short anywhere, payload included', async () => {
     const cut = path.join(scratch, 'cut.pkg')
-    for (const source of [rpms[0], debs[0], debs[4]]) {
+    // A deb whose last ar member is odd-sized, so a padding byte follows it (sizes vary with mtimes: build until one is).
+    let padded = ''
+    for (let k = 0; padded === '' && k < 16; k++) {
+      const deb = await buildDeb(path.join(scratch, `padded${k}`), { name: 'pad-lab', version: '1.0', compression: 'gzip', files: { 'usr/share/pad-lab/x': 'x'.repeat(k + 1) } })
+      const bytes = await readFile(deb)
+      if (arContentEnd(bytes) < bytes.length) padded = deb
+    }
+    expect(padded).not.toBe('')
+    for (const source of [rpms[0], debs[0], padded]) {
       const bytes = await readFile(source)
       const end = source.endsWith('.deb') ? arContentEnd(bytes) : bytes.length
       // Every length through the leads and first headers, then a stride to the last byte.
@@ -202,7 +210,6 @@ describe('inspectPackageFile on files that are not packages', () => {
         expect((await execa('dpkg-deb', ['-f', cut, 'Package'])).exitCode).toBe(0)
       }
     }
-    expect(arContentEnd(await readFile(debs[4]))).toBeLessThan((await readFile(debs[4])).length)
   })
 
   it('survives bit flips in the headers with a result or a PackageFileError, never another error', async () => {
