@@ -11,6 +11,10 @@ import { buildApp } from '../../src/app.js'
 import { accessOf } from '../../src/auth/access.js'
 import { createIdentityVerifier } from '../../src/auth/identities.js'
 import { createTokenStore } from '../../src/auth/tokens.js'
+import { createKeystoneAuth } from '../../src/auth/keystone.js'
+import pino from 'pino'
+import { ADMIN_PASSWORD, startKeystone, type RunningKeystone } from '../helpers/keystone.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { defaultConfig } from '../../src/config.js'
 import { tempDir } from '../helpers/build-app.js'
 
@@ -22,6 +26,7 @@ const HOST_B = 'host-b'
 
 let work: string
 let app: App
+let ks: RunningKeystone
 const token: Record<string, string | null> = {}
 
 interface Operation { method: 'GET' | 'POST', template: string, url: string }
@@ -54,13 +59,35 @@ beforeAll(async () => {
   token.admin = (await tokens.create({ name: 'root', role: 'admin' })).token
   token.agentA = (await tokens.create({ name: 'agent-a', role: 'agent', hostname: HOST_A })).token
   token.agentB = (await tokens.create({ name: 'agent-b', role: 'agent', hostname: HOST_B })).token
-  app = await buildApp({ config, auth: { verify: createIdentityVerifier({ tokens }), failuresPerMinute: 1_000_000, enrollSecret: 'enroll-me' } })
+  ks = await startKeystone()
+  const services = await ks.createProject('services')
+  const svc = await ks.createUser('patching', 'patching-secret')
+  await ks.assignRole(svc.id, services.id, 'admin')
+  const short = await ks.issueToken({ username: 'admin', password: ADMIN_PASSWORD, project: 'admin', expiresInSeconds: 2 })
+  token.expired = short.token
+  const keystone = createKeystoneAuth({
+    url: ks.url,
+    username: 'patching',
+    password: 'patching-secret',
+    project: 'services',
+    userDomain: 'Default',
+    projectDomain: 'Default',
+    cacheSeconds: 300,
+    log: pino({ level: 'silent' })
+  })
+  // Valid once (so the cache holds it), then past its expiry.
+  const before = await keystone.verify(short.token)
+  if (before?.role !== 'admin') throw new Error(`the short-lived admin token did not validate: ${JSON.stringify(before)}`)
+  const expiresAt = Date.parse(short.expiresAt.endsWith('Z') ? short.expiresAt : `${short.expiresAt}Z`)
+  await sleep(Math.max(0, expiresAt - Date.now()) + 200)
+  app = await buildApp({ config, auth: { verify: createIdentityVerifier({ tokens, keystone }), failuresPerMinute: 1_000_000, enrollSecret: 'enroll-me' } })
   await app.ready()
   ops = await operations()
-})
+}, 60_000)
 
 afterAll(async () => {
   await app?.close()
+  await ks?.stop()
   await rm(work, { recursive: true, force: true })
 })
 
@@ -75,7 +102,7 @@ function expected (who: string, op: Operation): 401 | 403 | 'pass' {
   const access = accessOf(op.method, op.url)
   // Enrollment takes the shared secret instead of a token (its own test covers it).
   if (access.kind === 'enroll') return 'pass'
-  if (who === 'none' || who === 'garbage' || who === 'revoked') return 401
+  if (who === 'none' || who === 'garbage' || who === 'expired' || who === 'revoked') return 401
   if (who === 'admin') return 'pass'
   if (who === 'reader') return access.kind === 'read' || access.kind === 'content' ? 'pass' : 403
   const host = who === 'agentA' ? HOST_A : HOST_B
@@ -91,7 +118,7 @@ describe('authenticated listener: every OpenAPI operation × every identity', ()
     expect(ops.some((o) => o.template === '/v1/apply/{ids}' && o.method === 'GET')).toBe(true)
   })
 
-  for (const who of ['none', 'garbage', 'revoked', 'reader', 'admin', 'agentA', 'agentB']) {
+  for (const who of ['none', 'garbage', 'expired', 'revoked', 'reader', 'admin', 'agentA', 'agentB']) {
     it(`answers ${who} as design.md section 8 says`, async () => {
       const wrong: string[] = []
       for (const op of ops) {
