@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { enrollSecretMatches } from '../auth/enroll.js'
+import { actorOf } from '../plugins/auth.js'
 import { Type } from 'typebox'
 import { ErrorResponse } from '../schemas/common.js'
 import {
@@ -146,7 +147,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request) => {
     try {
-      return await installs.result(request.params.hostname, request.params.id, request.body)
+      return await installs.result({ actor: actorOf(request) }, request.params.hostname, request.params.id, request.body)
     } catch (err) {
       if (err instanceof HostError) throw new InstallNotFoundError(String(request.params.id))
       throw err

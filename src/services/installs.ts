@@ -167,9 +167,21 @@ export function createInstalls (deps: { config: Config, repos: Repos, fleet: Fle
       return superseded ? [] : pending()
     },
 
-    /** The agent's outcome of an install request. Idempotent for a result already recorded. */
-    result: async (hostname: string, id: number, r: InstallResult): Promise<InstallRecord> =>
-      await queue.run('other', () => finish(hostname, id, r)),
+    /** The agent's outcome of an install request (audited under the agent). Idempotent for a result already recorded. */
+    async result (caller: Caller, hostname: string, id: number, r: InstallResult): Promise<InstallRecord> {
+      const call = { caller, action: 'install_result', target: hostname, params: { install: id, status: r.status } }
+      const out = await queue.mutate('other', call, (): { error?: string, info?: string, rec?: InstallRecord } => {
+        try {
+          const rec = finish(hostname, id, r)
+          return { info: `install ${id}: ${rec.status}`, rec }
+        } catch (err) {
+          if (err instanceof HostError) return { error: err.message }
+          throw err
+        }
+      })
+      if (out.rec === undefined) throw new HostError(404, out.error ?? `Install ${id} of host ${hostname} not found`)
+      return out.rec
+    },
 
     /** Legacy host_install_async: queue an install request for the host's agent. */
     async installAsync (caller: Caller, key: string, force: boolean): Promise<LegacyResult> {

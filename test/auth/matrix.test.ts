@@ -167,6 +167,11 @@ describe('authenticated listener: every OpenAPI operation × every identity', ()
     const own = await app.inject({ method: 'POST', url: `/api/v1/agents/${HOST_A}/report`, headers: { 'x-auth-token': token.agentA as string }, payload: report })
     const other = await app.inject({ method: 'POST', url: `/api/v1/agents/${HOST_B}/report`, headers: { authorization: `Bearer ${token.agentA as string}` }, payload: report })
     const plan = await app.inject({ url: `/api/v1/agents/${HOST_A}/plan`, headers: { 'x-auth-token': token.agentB as string } })
+    await app.inject({ method: 'POST', url: `/v1/host_install_async/${HOST_A}/force`, headers: { 'x-auth-token': token.admin as string } })
+    const cmd = (await app.inject({ url: `/api/v1/agents/${HOST_A}/commands`, headers: { 'x-auth-token': token.agentA as string } })).json().commands[0]
+    const foreign = await app.inject({ method: 'POST', url: `/api/v1/agents/${HOST_A}/installs/${cmd.installId as number}`, headers: { 'x-auth-token': token.agentB as string }, payload: { status: 'success' } })
+    const result = await app.inject({ method: 'POST', url: `/api/v1/agents/${HOST_A}/installs/${cmd.installId as number}`, headers: { 'x-auth-token': token.agentA as string }, payload: { status: 'success' } })
+    const byAgent = (await app.inject({ url: '/api/v1/audit?limit=1', headers: { 'x-auth-token': token.reader as string } })).json().items[0]
     await app.inject({ method: 'POST', url: `/v1/drop_host/${HOST_A}`, headers: { 'x-auth-token': token.admin as string } })
     const audit = (await app.inject({ url: '/api/v1/audit?limit=1', headers: { 'x-auth-token': token.reader as string } })).json().items[0]
 
@@ -174,6 +179,9 @@ describe('authenticated listener: every OpenAPI operation × every identity', ()
     expect(other.statusCode).toBe(403)
     expect(other.json().message).toBe(`The token of ${HOST_A} may not act for host ${HOST_B}`)
     expect(plan.statusCode).toBe(403)
+    expect(foreign.statusCode).toBe(403)
+    expect(result.statusCode).toBe(200)
+    expect(byAgent).toMatchObject({ actor: `agent:${HOST_A}`, action: 'install_result', target: HOST_A, result: 'ok' })
     expect(audit).toMatchObject({ actor: 'token:root', action: 'drop_host', target: HOST_A, result: 'ok' })
   })
 })
