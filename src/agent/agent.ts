@@ -20,6 +20,7 @@ import type { Driver, Target } from '../drivers/types.js'
 import { createWaker } from './backoff.js'
 import { createAgentClient } from './client.js'
 import type { AgentClient } from './client.js'
+import { acquireToken, createDispatcher, createTokenHolder, loadCaFile } from './credentials.js'
 import { createCommandRunner } from './command-loop.js'
 import { errorText } from './context.js'
 import type { AgentContext, RunState } from './context.js'
@@ -37,6 +38,10 @@ export interface AgentDeps {
   logger?: Logger
   /** Default REJECTED_HOLD_MS; tests shorten it. */
   rejectedHoldMs?: number
+  /** The --ca PEM when the caller already read it (the CLI does, to report a bad file as a usage error). */
+  ca?: string
+  /** Aborts a start still waiting for enrollment (a signal before the agent runs). */
+  signal?: AbortSignal
 }
 
 export interface AgentStatus {
@@ -74,13 +79,23 @@ export async function startAgent (options: AgentOptions, deps: AgentDeps = {}): 
   // Everything in the state folder belongs to the lock holder: take it before touching anything.
   const release = await acquireStateLock(options.stateDir)
   let agent: RunningAgent
+  let dispatcher
   try {
-    agent = await startLocked(options, deps, log)
+    const ca = deps.ca ?? (options.caFile === null ? null : await loadCaFile(options.caFile))
+    dispatcher = createDispatcher(ca)
+    const token = await acquireToken({ ...options, intervalMs: options.intervalS * 1000 }, dispatcher, log, deps.signal ?? new AbortController().signal)
+    warnCleartext(options.controller, token, log)
+    agent = await startLocked(options, deps, log, createAgentClient(options.controller, options.hostname, {
+      dispatcher,
+      auth: createTokenHolder(options.tokenFile, token, log)
+    }))
   } catch (err) {
+    await dispatcher?.close()
     await release()
     throw err
   }
-  const done = agent.done.then(release)
+  const closeDispatcher = dispatcher
+  const done = agent.done.then(async () => { await closeDispatcher.close() }).then(release)
   return {
     ...agent,
     done,
@@ -91,7 +106,15 @@ export async function startAgent (options: AgentOptions, deps: AgentDeps = {}): 
   }
 }
 
-async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger): Promise<RunningAgent> {
+/** A token over plain HTTP can be read on the wire: fine on loopback (tests, a controller's own agent), worth a warning elsewhere. */
+function warnCleartext (controller: string, token: string | null, log: Logger): void {
+  const url = new URL(controller)
+  if (token === null || url.protocol !== 'http:') return
+  if (url.hostname === 'localhost' || url.hostname === '[::1]' || url.hostname.startsWith('127.')) return
+  log.warn({ controller }, 'the agent token goes to the controller over plain http: use an https --controller (with --ca) outside a test setup')
+}
+
+async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger, client: AgentClient): Promise<RunningAgent> {
   const rejectedHoldMs = deps.rejectedHoldMs ?? REJECTED_HOLD_MS
   const intervalMs = options.intervalS * 1000
   const downloadsDir = path.join(options.stateDir, 'downloads')
@@ -112,7 +135,6 @@ async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger)
     driver = detection.driver
     log.info({ driver: driver.id, found: detection.found }, 'driver detected')
   }
-  const client: AgentClient = createAgentClient(options.controller, options.hostname)
 
   // --- persisted state and restart recovery ---
   await removeStaleTemps(options.stateDir)

@@ -3,7 +3,10 @@ import { createHash } from 'node:crypto'
 import type { Static } from 'typebox'
 import type { PlanAnswer } from '../schemas/agents.js'
 import { open, rm } from 'node:fs/promises'
+import { fetch } from 'undici'
+import type { Dispatcher } from 'undici'
 import { isValidDebFileName, isValidRpmFileName, PACKAGE_NAME_PATTERN } from '../patchfile/ids.js'
+import type { TokenHolder } from './credentials.js'
 import type { InventoryEntry } from './inventory.js'
 import type { AgentRunState, InstallResult } from './state.js'
 import { isInstallId } from './state.js'
@@ -95,20 +98,40 @@ export interface AgentClient {
   download (file: PlanFile, dest: string, signal: AbortSignal): Promise<void>
 }
 
+export interface ClientDeps {
+  /** Every call goes through it (the --ca trust); default: undici's global one. */
+  dispatcher?: Dispatcher
+  /** The agent token sent as X-Auth-Token on every call (report, commands, plan, results, downloads). */
+  auth?: TokenHolder
+}
+
 /** Creates the client for `controller` (base URL without trailing slash) acting as `hostname`. */
-export function createAgentClient (controller: string, hostname: string): AgentClient {
+export function createAgentClient (controller: string, hostname: string, deps: ClientDeps = {}): AgentClient {
   const agentPath = `/api/v1/agents/${encodeURIComponent(hostname)}`
+  const { dispatcher, auth } = deps
+
+  function headers (extra: Record<string, string>): Record<string, string> {
+    const token = auth?.current() ?? null
+    return token === null ? extra : { ...extra, 'x-auth-token': token }
+  }
+
+  /** 401: the token is unknown or revoked (or missing); the holder logs it once and looks for a new one. */
+  async function noteAuth (status: number): Promise<void> {
+    if (status === 401) await auth?.refused()
+    else if (status < 400) auth?.accepted()
+  }
 
   async function call (method: 'GET' | 'POST', urlPath: string, body: unknown, signal: AbortSignal, timeoutMs: number): Promise<unknown> {
     const url = `${controller}${urlPath}`
-    let res: Response
+    let res: Awaited<ReturnType<typeof fetch>>
     let text: string
     const scope = linkedAbort(signal, timeoutMs)
     try {
       res = await fetch(url, {
         method,
         signal: scope.signal,
-        headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+        dispatcher,
+        headers: headers(body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' }),
         body: body === undefined ? undefined : JSON.stringify(body)
       })
       text = await res.text()
@@ -117,6 +140,10 @@ export function createAgentClient (controller: string, hostname: string): AgentC
       throw new ControllerError('unreachable', `${method} ${url}: ${describeFetchError(err)}`, { cause: err })
     } finally {
       scope.release()
+    }
+    await noteAuth(res.status)
+    if (res.status === 401) {
+      throw new ControllerError('status', `${method} ${url}: HTTP 401: the controller refused this agent's token`, { status: 401 })
     }
     if (!res.ok) {
       throw new ControllerError('status', `${method} ${url}: HTTP ${res.status} ${text.slice(0, 300)}`, { status: res.status })
@@ -158,12 +185,13 @@ export function createAgentClient (controller: string, hostname: string): AgentC
       const fh = await open(dest, 'w', 0o600)
       let ok = false
       try {
-        let res: Response
+        let res: Awaited<ReturnType<typeof fetch>>
         try {
-          res = await fetch(url, { signal: scope.signal })
+          res = await fetch(url, { signal: scope.signal, dispatcher, headers: headers({}) })
         } catch (err) {
           throw new DownloadError(`${file.fileName}: GET ${url}: ${signal.aborted ? 'stopped' : describeFetchError(err)}`, { cause: err })
         }
+        await noteAuth(res.status)
         if (!res.ok || res.body === null) {
           await res.body?.cancel()
           throw new DownloadError(`${file.fileName}: GET ${url}: HTTP ${res.status}`)

@@ -22,8 +22,8 @@ const FINAL_DELIVERY_MS = 5000
 export interface CommandRunner {
   /**
    * Sends the undelivered result. Throws ControllerError when it should be retried later; a
-   * controller that refuses it outright (4xx other than 408/429) gets it dropped, since no retry
-   * could ever succeed.
+   * controller that refuses it outright (4xx other than 401/403/408/429) gets it dropped, since no
+   * retry could ever succeed.
    */
   deliverPending: () => Promise<void>
   /** Runs until the stop signal. */
@@ -57,7 +57,8 @@ export function createCommandRunner (ctx: AgentContext, facts: HostFacts, report
       if (pending.result.inventoryHash !== undefined) run.ackedHash = pending.result.inventoryHash
     } catch (err) {
       const s = err instanceof ControllerError && err.kind === 'status' ? err.status ?? 0 : 0
-      if (!(s >= 400 && s < 500 && s !== 408 && s !== 429)) throw err
+      // 401/403 say nothing about the result, only about the token: a re-issued one can deliver it.
+      if (!(s >= 400 && s < 500 && s !== 408 && s !== 429 && s !== 401 && s !== 403)) throw err
       ilog.error({ err: errorText(err) }, 'the controller refused the install result; dropping it')
     }
     await persist({ ...run.persisted, installing: null, pending: null })

@@ -41,6 +41,12 @@ export interface AgentOptions {
   once: boolean
   swVersion: string
   logLevel: LogLevel
+  /** Absolute path of the agent's token (mode 0600); default `<stateDir>/token`. */
+  tokenFile: string
+  /** Absolute path of a file holding the shared enrollment secret; null: never enroll. */
+  enrollSecretFile: string | null
+  /** Absolute path of a PEM file of CA certificates trusted besides Node's store (https controllers); null: none. */
+  caFile: string | null
 }
 
 export const AGENT_USAGE = `Usage:
@@ -59,6 +65,10 @@ export const AGENT_USAGE = `Usage:
       --interval S         seconds between reports, default 30
       --log-level L        fatal|error|warn|info|debug|trace|silent, default info
       --once               report once and exit
+      --token-file PATH    the agent's token (mode 0600, owned by the agent), default <state-dir>/token
+      --enroll-secret-file PATH   a file holding the shared enrollment secret: without a token
+                           file the agent enrolls with it and stores its token in --token-file
+      --ca FILE            PEM CA certificate(s) trusted besides the system store (https --controller)
 `
 
 /** A command-line mistake: the CLI prints it with the usage text and exits 2. */
@@ -94,7 +104,10 @@ export function parseAgentOptions (argv: string[], defaultHostname: string = os.
         'sw-version': { type: 'string' },
         interval: { type: 'string' },
         'log-level': { type: 'string' },
-        once: { type: 'boolean' }
+        once: { type: 'boolean' },
+        'token-file': { type: 'string' },
+        'enroll-secret-file': { type: 'string' },
+        ca: { type: 'string' }
       }
     }))
   } catch (err) {
@@ -157,6 +170,11 @@ export function parseAgentOptions (argv: string[], defaultHostname: string = os.
   const logLevel = values['log-level'] ?? 'info'
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new AgentUsageError(`invalid --log-level ${JSON.stringify(logLevel)} (expected ${LOG_LEVELS.join(', ')})`)
 
+  const tokenFile = filePath(values['token-file'] ?? path.join(stateDir, 'token'), '--token-file')
+  const enrollSecretFile = values['enroll-secret-file'] === undefined ? null : filePath(values['enroll-secret-file'], '--enroll-secret-file')
+  const caFile = values.ca === undefined ? null : filePath(values.ca, '--ca')
+  if (caFile !== null && !controller.startsWith('https:')) throw new AgentUsageError('--ca needs an https --controller URL')
+
   return {
     controller,
     hostname,
@@ -170,7 +188,10 @@ export function parseAgentOptions (argv: string[], defaultHostname: string = os.
     intervalS,
     once: values.once === true,
     swVersion,
-    logLevel: logLevel as LogLevel
+    logLevel: logLevel as LogLevel,
+    tokenFile,
+    enrollSecretFile,
+    caFile
   }
 }
 
@@ -191,5 +212,11 @@ function parseControllerUrl (raw: string): string {
 /** Resolves a folder option to an absolute, normalized path free of control characters. */
 function directoryPath (raw: string, flag: string): string {
   if (raw === '' || /[\0\n\r]/.test(raw)) throw new AgentUsageError(`invalid ${flag} ${JSON.stringify(raw)}`)
+  return path.resolve(raw)
+}
+
+/** Resolves a file option to an absolute path free of control characters (never a folder such as /). */
+function filePath (raw: string, flag: string): string {
+  if (raw === '' || /[\0\n\r]/.test(raw) || path.resolve(raw) === '/') throw new AgentUsageError(`invalid ${flag} ${JSON.stringify(raw)} (the path of a file)`)
   return path.resolve(raw)
 }

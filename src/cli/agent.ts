@@ -1,6 +1,7 @@
 /** `multios-patch agent`: parse options, start the agent, stop it cleanly on SIGTERM/SIGINT. */
 import { stat } from 'node:fs/promises'
 import { startAgent } from '../agent/agent.js'
+import { loadCaFile } from '../agent/credentials.js'
 import { AGENT_USAGE, AgentUsageError, parseAgentOptions } from '../agent/options.js'
 import type { AgentOptions } from '../agent/options.js'
 
@@ -9,12 +10,17 @@ export interface AgentCommandIo {
   stderr: { write: (s: string) => unknown }
 }
 
-/** Paths the options name must exist before the agent starts (the state folder is created). */
-async function checkPaths (options: AgentOptions): Promise<void> {
+/** Paths the options name must exist before the agent starts (the state folder is created); returns the --ca PEM. */
+async function checkPaths (options: AgentOptions): Promise<string | undefined> {
   const st = await stat(options.sysroot).catch(() => null)
   if (st === null || !st.isDirectory()) throw new AgentUsageError(`--sysroot ${options.sysroot} is not a folder`)
   const sd = await stat(options.stateDir).catch(() => null)
   if (sd !== null && !sd.isDirectory()) throw new AgentUsageError(`--state-dir ${options.stateDir} exists and is not a folder`)
+  if (options.enrollSecretFile !== null) {
+    const sf = await stat(options.enrollSecretFile).catch(() => null)
+    if (sf === null || !sf.isFile()) throw new AgentUsageError(`--enroll-secret-file ${options.enrollSecretFile} is not a file`)
+  }
+  return options.caFile === null ? undefined : await loadCaFile(options.caFile)
 }
 
 /**
@@ -28,25 +34,35 @@ export async function runAgentCommand (argv: string[], io: AgentCommandIo = { st
     return 0
   }
   let options: AgentOptions
+  let ca: string | undefined
   try {
     options = parseAgentOptions(argv)
-    await checkPaths(options)
+    ca = await checkPaths(options)
   } catch (err) {
     if (!(err instanceof AgentUsageError)) throw err
     io.stderr.write(`multios-patch agent: ${err.message}\n${AGENT_USAGE}`)
     return 2
   }
 
-  let agent
-  try {
-    agent = await startAgent(options)
-  } catch (err) {
-    io.stderr.write(`multios-patch agent: cannot start: ${err instanceof Error ? err.message : String(err)}\n`)
-    return 1
+  // A signal while the agent still waits to enroll ends the start; once running, it stops the agent.
+  const starting = new AbortController()
+  let agent: Awaited<ReturnType<typeof startAgent>> | null = null
+  const onSignal = (): void => {
+    if (agent === null) starting.abort()
+    else agent.stop().catch(() => {})
   }
-  const onSignal = (): void => { agent.stop().catch(() => {}) }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
+  try {
+    agent = await startAgent(options, { ...ca !== undefined ? { ca } : {}, signal: starting.signal })
+  } catch (err) {
+    process.off('SIGTERM', onSignal)
+    process.off('SIGINT', onSignal)
+    if (starting.signal.aborted) return 0
+    const message = err instanceof Error ? err.message : String(err)
+    io.stderr.write(`multios-patch agent: cannot start: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
+    return 1
+  }
   try {
     await agent.done
   } finally {

@@ -99,6 +99,9 @@ async function host (opts: { seed?: string[], locked?: boolean, rejectedHoldMs?:
         once: false,
         swVersion: '22.12',
         logLevel: 'debug',
+        tokenFile: path.join(stateDir, 'token'),
+        enrollSecretFile: null,
+        caFile: null,
         ...extra
       }, { logger, rejectedHoldMs: opts.rejectedHoldMs })
       onTestFinished(async () => { await agent.stop() })

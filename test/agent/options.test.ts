@@ -33,7 +33,10 @@ describe('parseAgentOptions', () => {
       intervalS: 30,
       once: false,
       swVersion: '22.12',
-      logLevel: 'info'
+      logLevel: 'info',
+      tokenFile: '/var/lib/multios-patch-agent/token',
+      enrollSecretFile: null,
+      caFile: null
     })
   })
 
@@ -41,7 +44,8 @@ describe('parseAgentOptions', () => {
     const o = parseAgentOptions([
       '--controller', 'https://ctl:8443/prefix/', '--hostname', 'compute-1', '--sysroot', '/srv/root/', '--state-dir', 'rel/state',
       '--driver', 'rpm', '--nodetype', 'worker', '--lock-file', '/run//.locked', '--boot-id-file', 'rel/boot_id', '--interval', '0.5', '--once',
-      '--sw-version', '23.09', '--log-level', 'silent'
+      '--sw-version', '23.09', '--log-level', 'silent', '--token-file', 'rel/tok', '--enroll-secret-file', '/etc/mpatch/secret',
+      '--ca', 'rel/ca.pem'
     ], 'ignored')
 
     expect(o).toEqual({
@@ -57,8 +61,15 @@ describe('parseAgentOptions', () => {
       intervalS: 0.5,
       once: true,
       swVersion: '23.09',
-      logLevel: 'silent'
+      logLevel: 'silent',
+      tokenFile: path.resolve('rel/tok'),
+      enrollSecretFile: '/etc/mpatch/secret',
+      caFile: path.resolve('rel/ca.pem')
     })
+  })
+
+  it('puts the token file in the state folder unless --token-file says otherwise', () => {
+    expect(parseAgentOptions([...base, '--state-dir', '/srv/agent']).tokenFile).toBe('/srv/agent/token')
   })
 
   it('splits and deduplicates --subfunctions', () => {
@@ -96,7 +107,13 @@ describe('parseAgentOptions', () => {
     [[...base, '--sysroot', ''], 'invalid --sysroot'],
     [[...base, '--bogus'], "Unknown option '--bogus'"],
     [[...base, 'extra'], 'extra'],
-    [[...base, '--interval'], "'--interval <value>' argument missing"]
+    [[...base, '--interval'], "'--interval <value>' argument missing"],
+    [[...base, '--token-file', ''], 'invalid --token-file'],
+    [[...base, '--token-file', '/'], 'invalid --token-file'],
+    [[...base, '--enroll-secret-file', '/tmp/a\nb'], 'invalid --enroll-secret-file'],
+    [[...base, '--enroll-secret', 's3cret'], "Unknown option '--enroll-secret'"],
+    [[...base, '--ca', '/etc/ca.pem'], '--ca needs an https --controller URL'],
+    [['--controller', 'https://ctl:5491', '--ca', ''], 'invalid --ca']
   ])('refuses %j with a clear message', (argv, message) => {
     expect(usageError(argv)).toContain(message)
   })
@@ -142,6 +159,37 @@ describe('runAgentCommand usage errors', () => {
     expect(b.err()).toContain(`--state-dir ${file} exists and is not a folder`)
   })
 
+  it('exits 2 with one line naming --ca when the CA file is missing, unreadable or holds no certificate', async () => {
+    const https = ['--controller', 'https://127.0.0.1:5491', '--hostname', 'h', '--sysroot', dir, '--state-dir', path.join(dir, 'state-ca')]
+    const notPem = path.join(dir, 'not-a-cert.pem')
+    await writeFile(notPem, 'hello\n')
+    const badPem = path.join(dir, 'bad-cert.pem')
+    await writeFile(badPem, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')
+    const runs = []
+
+    for (const ca of [path.join(dir, 'missing.pem'), dir, notPem, badPem]) {
+      const c = capture()
+      runs.push({ code: await runAgentCommand([...https, '--ca', ca], c.io), first: c.err().split('\n')[0] })
+    }
+
+    expect(runs).toEqual([
+      { code: 2, first: `multios-patch agent: --ca ${path.join(dir, 'missing.pem')}: ENOENT` },
+      { code: 2, first: `multios-patch agent: --ca ${dir}: EISDIR` },
+      { code: 2, first: `multios-patch agent: --ca ${notPem}: no PEM certificate in it` },
+      { code: 2, first: expect.stringMatching(new RegExp(`^multios-patch agent: --ca ${badPem}: not a valid certificate`)) }
+    ])
+    await expect(stat(path.join(dir, 'state-ca'))).rejects.toThrow(/ENOENT/)
+  })
+
+  it('exits 2 when --enroll-secret-file names no file', async () => {
+    const c = capture()
+
+    const code = await runAgentCommand([...base, '--hostname', 'h', '--sysroot', dir, '--state-dir', path.join(dir, 'state-sec'), '--enroll-secret-file', path.join(dir, 'nope')], c.io)
+
+    expect(code).toBe(2)
+    expect(c.err().split('\n')[0]).toBe(`multios-patch agent: --enroll-secret-file ${path.join(dir, 'nope')} is not a file`)
+  })
+
   it('prints the usage for --help and exits 0', async () => {
     const c = capture()
 
@@ -149,6 +197,9 @@ describe('runAgentCommand usage errors', () => {
 
     expect(c.out()).toContain('--controller URL')
     expect(c.out()).toContain('--once')
+    expect(c.out()).toMatch(/--token-file PATH .*default <state-dir>\/token\n/)
+    expect(c.out()).toContain('--enroll-secret-file PATH')
+    expect(c.out()).toMatch(/--ca FILE .*besides the system store/)
     expect(c.out()).toMatch(/--boot-id-file PATH .*boot id, read for every report.*\n.*default \/proc\/sys\/kernel\/random\/boot_id\n/)
     expect(c.err()).toBe('')
   })

@@ -1,6 +1,7 @@
 /** A tiny real HTTP controller peer for the agent tests: records every request and answers per the agent API contract. */
 import { createHash } from 'node:crypto'
 import http from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { PlanFile } from '../../src/agent/client.js'
 
@@ -10,6 +11,8 @@ export interface PeerRequest {
   query: URLSearchParams
   body: any
   at: number
+  /** The X-Auth-Token header, or null. */
+  token: string | null
 }
 
 export type PeerPlanFile = PlanFile
@@ -27,7 +30,7 @@ export interface PeerCommand {
   [key: string]: unknown
 }
 
-type Route = 'report' | 'commands' | 'plan' | 'result' | 'content'
+type Route = 'report' | 'commands' | 'plan' | 'result' | 'content' | 'enroll'
 
 /** Answers per the contract; tests change its fields to script the next answers. */
 export class Peer {
@@ -50,6 +53,16 @@ export class Peer {
   onContentSent: (() => void) | null = null
   /** Longest time a commands request is held, whatever `wait` says. */
   maxWaitMs = 30_000
+  /** When set, every agent call must carry this X-Auth-Token (else 401, as the authenticated listener answers). */
+  token: string | null = null
+  /** The enrollment secret the peer accepts; null: enrollment off (403 MPATCH_ENROLL_OFF). */
+  enrollSecret: string | null = null
+  /** Hostnames already enrolled (409 MPATCH_ALREADY_ENROLLED). */
+  enrolled = new Set<string>()
+  /** The token the next successful enrollment hands out (and then requires). */
+  enrollToken = 'mpt_peer-issued-token-0123456789abcdefghijklmnopqrs'
+  /** Serve HTTPS with this certificate and key instead of HTTP. */
+  tls: { cert: string, key: string } | null = null
 
   private server: http.Server | null = null
   private port = 0
@@ -61,12 +74,13 @@ export class Peer {
   }
 
   get url (): string {
-    return `http://127.0.0.1:${this.port}`
+    return `${this.tls === null ? 'http' : 'https'}://127.0.0.1:${this.port}`
   }
 
   /** Listens on a free port the first time, and on the same port after down(). */
   async up (): Promise<void> {
-    const server = http.createServer((req, res) => { this.handle(req, res) })
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => { this.handle(req, res) }
+    const server = this.tls === null ? http.createServer(handler) : https.createServer(this.tls, handler)
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(this.port, '127.0.0.1', () => { resolve() })
@@ -119,7 +133,9 @@ export class Peer {
       } catch {
         body = text
       }
-      const rec: PeerRequest = { method: req.method ?? '', path: u.pathname, query: u.searchParams, body, at: Date.now() }
+      const header = req.headers['x-auth-token']
+      const token = typeof header === 'string' ? header : null
+      const rec: PeerRequest = { method: req.method ?? '', path: u.pathname, query: u.searchParams, body, at: Date.now(), token }
       this.requests.push(rec)
       this.answer(rec, res)
     })
@@ -131,6 +147,15 @@ export class Peer {
       res.end(typeof obj === 'string' ? obj : JSON.stringify(obj))
     }
     const route = routeOf(rec.method, rec.path)
+    if (route === 'enroll') {
+      this.answerEnroll(rec, send)
+      return
+    }
+    if (this.token !== null && route !== null && rec.token !== this.token) {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="multios-patch"' })
+      res.end(JSON.stringify({ statusCode: 401, code: 'MPATCH_UNAUTHORIZED', error: 'Unauthorized', message: 'Unknown or revoked token' }))
+      return
+    }
     const agentPrefix = `/api/v1/agents/${this.hostname}/`
     if (route === null || (route !== 'content' && !rec.path.startsWith(agentPrefix))) {
       send(404, { statusCode: 404, code: 'MPATCH_ROUTE_NOT_FOUND', error: 'Not Found', message: `no route ${rec.method} ${rec.path}` })
@@ -189,9 +214,22 @@ export class Peer {
       }
     }
   }
+
+  /** The enrollment contract: 201 with a token, 401 wrong secret, 403 off, 409 already enrolled. */
+  private answerEnroll (rec: PeerRequest, send: (status: number, obj: unknown) => void): void {
+    const b = rec.body as { hostname?: string, secret?: string } | null
+    const fail = (statusCode: number, code: string, error: string, message: string): void => { send(statusCode, { statusCode, code, error, message }) }
+    if (this.enrollSecret === null) return fail(403, 'MPATCH_ENROLL_OFF', 'Forbidden', 'Enrollment is off')
+    if (b?.secret !== this.enrollSecret) return fail(401, 'MPATCH_UNAUTHORIZED', 'Unauthorized', 'Wrong enrollment secret')
+    if (typeof b.hostname !== 'string' || this.enrolled.has(b.hostname)) return fail(409, 'MPATCH_ALREADY_ENROLLED', 'Conflict', `Host '${String(b.hostname)}' is already enrolled`)
+    this.enrolled.add(b.hostname)
+    this.token = this.enrollToken
+    send(201, { token: this.enrollToken })
+  }
 }
 
 function routeOf (method: string, path: string): Route | null {
+  if (method === 'POST' && path === '/api/v1/agents/enroll') return 'enroll'
   if (method === 'POST' && /^\/api\/v1\/agents\/[^/]+\/report$/.test(path)) return 'report'
   if (method === 'GET' && /^\/api\/v1\/agents\/[^/]+\/commands$/.test(path)) return 'commands'
   if (method === 'GET' && /^\/api\/v1\/agents\/[^/]+\/plan$/.test(path)) return 'plan'
