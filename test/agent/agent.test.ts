@@ -1,6 +1,6 @@
-/** The real agent code, in-process, against a real HTTP test peer and real dpkg sandbox sysroots with packages built here. */
+/** The real agent code, in-process, against a real HTTP(S) test peer and real dpkg sandbox sysroots with packages built here. */
 import { createHash, randomUUID } from 'node:crypto'
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
@@ -10,11 +10,13 @@ import type { RunningAgent } from '../../src/agent/agent.js'
 import { inventoryHash } from '../../src/agent/inventory.js'
 import type { AgentOptions } from '../../src/agent/options.js'
 import { loadState } from '../../src/agent/state.js'
+import { runAgentCommand } from '../../src/cli/agent.js'
 import { deb } from '../../src/drivers/deb.js'
 import { buildDeb } from '../helpers/packages.js'
 import { makeDebSysroot, makeSandbox, removeSandboxes, sandboxTarget, tool } from '../helpers/sandbox.js'
 import { requireRoot, requireTool } from '../helpers/tools.js'
 import { Peer, waitFor } from './peer.js'
+import { makeSelfSignedCert } from './tls.js'
 
 let debA10: string
 let debA11: string
@@ -409,5 +411,120 @@ describe('agent resilience', () => {
     expect(stopMs).toBeLessThan(1000)
     expect(h.logs().at(-1)?.msg).toBe('agent stopped')
     expect(await readdir(h.stateDir)).toEqual([])
+  })
+})
+
+describe('agent credentials', () => {
+  const OLD = 'mpt_OOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOO'
+  const NEW = 'mpt_NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN'
+  const REFUSED = 'the controller refused this agent\'s token (unknown or revoked): re-enroll or ask an admin to re-issue it (multios-patch token create --role agent --host <host> --replace) and store it in the token file; retrying'
+
+  async function secretFile (h: { stateDir: string }, secret: string): Promise<string> {
+    const f = path.join(path.dirname(h.stateDir), 'enroll-secret')
+    await writeFile(f, `${secret}\n`)
+    return f
+  }
+
+  it('enrolls once with the secret file, stores the token 0600 and sends it on every call, download included; a restart reuses it', async () => {
+    const h = await host()
+    h.peer.enrollSecret = 'right'
+    const file = h.peer.serve(await readFile(debA11), { name: 'fix-a', version: '1.1-1', arch: 'all', fileName: 'fix-a_1.1-1_all.deb' })
+    h.peer.plan = { current: false, install: [file], remove: [] }
+    const enrollSecretFile = await secretFile(h, 'right')
+
+    let agent = await h.start({ enrollSecretFile })
+    h.peer.queue({ type: 'install', installId: 31, force: false })
+    await waitFor('the install result', () => h.peer.results.length === 1)
+    await agent.stop()
+    const before = h.peer.requests.length
+    agent = await h.start({ enrollSecretFile })
+    await waitFor('a report after the restart', () => h.peer.requests.slice(before).some((r) => r.path.endsWith('/report')))
+
+    const tokenFile = path.join(h.stateDir, 'token')
+    const routes = new Set(h.peer.requests.map((r) => `${r.method} ${r.path.replace(`/api/v1/agents/${h.name}`, '').replace(/[0-9a-f]{64}$/, '<sha256>')}`))
+    expect(h.peer.requests.filter((r) => r.path === '/api/v1/agents/enroll').map((r) => r.body)).toEqual([{ hostname: h.name, secret: 'right' }])
+    expect(h.peer.requests.filter((r) => r.path !== '/api/v1/agents/enroll').every((r) => r.token === h.peer.enrollToken)).toBe(true)
+    expect([...routes].sort()).toEqual(['GET /api/v1/content/<sha256>', 'GET /commands', 'GET /plan', 'POST /api/v1/agents/enroll', 'POST /installs/31', 'POST /report'])
+    expect(h.peer.results[0].body.status).toBe('success')
+    expect(await readFile(tokenFile, 'utf8')).toBe(`${h.peer.enrollToken}\n`)
+    expect((await lstat(tokenFile)).mode & 0o777).toBe(0o600)
+    expect(h.logs().filter((l) => l.msg.startsWith('enrolled')).length).toBe(1)
+    expect(h.logs().filter((l) => l.level >= 50)).toEqual([])
+  })
+
+  it('on 401 logs one clear error, retries with back-off, keeps the install result, and goes on with a token put in the token file', async () => {
+    const h = await host()
+    const tokenFile = path.join(h.stateDir, 'token')
+    await mkdir(h.stateDir, { recursive: true })
+    await writeFile(tokenFile, `${OLD}\n`, { mode: 0o600 })
+    h.peer.token = OLD
+    const file = h.peer.serve(await readFile(debA11), { name: 'fix-a', version: '1.1-1', arch: 'all', fileName: 'fix-a_1.1-1_all.deb' })
+    h.peer.plan = { current: false, install: [file], remove: [] }
+    // The token is revoked while the agent installs: the result meets a 401.
+    h.peer.onContentSent = () => { h.peer.onContentSent = null; h.peer.token = NEW }
+    const agent = await h.start({ intervalS: 1 })
+    await waitFor('first report', () => h.peer.reports().length >= 1)
+
+    h.peer.queue({ type: 'install', installId: 41, force: false })
+    await waitFor('the installed package', async () => (await h.dpkg()).includes('fix-a 1.1-1'))
+    await waitFor('a refused call', () => h.logs().some((l) => l.msg === REFUSED))
+    const refusedFrom = h.peer.requests.length
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    const refusedCalls = h.peer.requests.length - refusedFrom
+    const whileRefused = await loadState(h.stateDir)
+    const status = agent.status()
+    await writeFile(tokenFile, `${NEW}\n`)
+    await waitFor('the result with the new token', () => h.peer.results.length === 1)
+    await waitFor('a clean state file', async () => (await loadState(h.stateDir)).pending === null)
+
+    expect(h.logs().filter((l) => l.msg === REFUSED).length).toBe(1)
+    expect(h.logs().filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([REFUSED])
+    // Two loops at a 1 s cap for 3 s: a few calls each, not a spin.
+    expect(refusedCalls).toBeGreaterThanOrEqual(2)
+    expect(refusedCalls).toBeLessThanOrEqual(14)
+    expect(whileRefused).toMatchObject({ installing: 41, pending: { installId: 41, result: { status: 'success' } } })
+    expect(status).toMatchObject({ state: 'idle', resultPending: true })
+    expect(h.peer.results).toEqual([{ installId: 41, body: expect.objectContaining({ status: 'success' }) }])
+    expect(h.peer.requests.at(-1)?.token).toBe(NEW)
+    expect(h.logs().some((l) => l.msg === 'the token file changed: using the new token')).toBe(true)
+  })
+
+  it('talks HTTPS to a controller with a self-signed certificate it trusts through --ca', async () => {
+    requireTool('openssl')
+    const h = await host({ seed: [] })
+    const cert = await makeSelfSignedCert(path.dirname(h.stateDir))
+    await h.peer.down()
+    h.peer.tls = { cert: cert.cert, key: cert.key }
+    await h.peer.up()
+
+    await h.start({ controller: h.peer.url, caFile: cert.certFile })
+    await waitFor('a report over https', () => h.peer.reports().length >= 1)
+
+    expect(h.peer.url).toMatch(/^https:/)
+    expect(h.peer.reports()[0]).toMatchObject({ state: 'idle', inventory: [] })
+    expect(h.logs().filter((l) => l.level >= 40)).toEqual([])
+  })
+
+  it('exits 1 with one line when the host is already enrolled or the token file is not 0600, without reporting', async () => {
+    const h = await host({ seed: [] })
+    h.peer.enrollSecret = 'right'
+    h.peer.enrolled.add(h.name)
+    const enrollSecretFile = await secretFile(h, 'right')
+    const args = ['--controller', h.peer.url, '--hostname', h.name, '--sysroot', h.sysroot, '--state-dir', h.stateDir, '--log-level', 'silent']
+    const run = async (extra: string[]): Promise<{ code: number, err: string }> => {
+      let err = ''
+      const code = await runAgentCommand([...args, ...extra], { stdout: { write: () => true }, stderr: { write: (t: string) => { err += t } } })
+      return { code, err }
+    }
+
+    const enrolled = await run(['--enroll-secret-file', enrollSecretFile])
+    const tokenFile = path.join(h.stateDir, 'token')
+    await writeFile(tokenFile, `${OLD}\n`)
+    await chmod(tokenFile, 0o644)
+    const open = await run(['--enroll-secret-file', enrollSecretFile])
+
+    expect(enrolled).toEqual({ code: 1, err: `multios-patch agent: cannot start: host ${h.name} is already enrolled (409 MPATCH_ALREADY_ENROLLED); an admin must re-issue its token (multios-patch token create --role agent --host ${h.name} --replace) and put it in the token file\n` })
+    expect(open).toEqual({ code: 1, err: `multios-patch agent: cannot start: token file ${tokenFile} has mode 0644; it must be 0600 (chmod 600 ${tokenFile})\n` })
+    expect(h.peer.requests.map((r) => r.path)).toEqual(['/api/v1/agents/enroll'])
   })
 })
