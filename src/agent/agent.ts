@@ -6,8 +6,8 @@
  * back-off while the controller is down) and the command loop (deliver any undelivered result,
  * long-poll, run installs one at a time). Install results are written to the state folder before
  * they are sent, and the install marker is cleared only after the controller took the result.
- * This module starts and stops the agent: the state folder lock, the driver, restart recovery and
- * the wiring of host-facts.ts, report-loop.ts and command-loop.ts.
+ * This module starts and stops the agent: the state folder lock, the credentials (credentials.ts),
+ * the driver, restart recovery and the wiring of host-facts.ts, report-loop.ts and command-loop.ts.
  */
 import { mkdir, rm } from 'node:fs/promises'
 import path from 'node:path'
@@ -95,7 +95,8 @@ export async function startAgent (options: AgentOptions, deps: AgentDeps = {}): 
     throw err
   }
   const closeDispatcher = dispatcher
-  const done = agent.done.then(async () => { await closeDispatcher.close() }).then(release)
+  // Keep-alive sockets would hold the process after stop(); the folder is released whatever close() says.
+  const done = agent.done.then(async () => { await closeDispatcher.close().catch(() => {}) }).then(release)
   return {
     ...agent,
     done,
