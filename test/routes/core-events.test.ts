@@ -97,6 +97,8 @@ describe('domain events', () => {
 
     const events = app.core.events.after(0)
     const ids = events.map((e) => e.id)
+    // The local listener has no credentials: its calls are audited as `local`.
+    expect(new Set(app.core.audit.list(20).map((e) => e.actor))).toEqual(new Set(['local']))
     const install1 = events.find((e) => e.event.type === 'install')?.event as { installId: number }
 
     expect(ids).toEqual([...ids].sort((a, b) => a - b))
