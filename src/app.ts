@@ -11,6 +11,7 @@ import healthRoutes from './routes/health.js'
 import auditRoutes from './routes/audit.js'
 import agentRoutes from './routes/agents.js'
 import fleetRoutes from './routes/fleet.js'
+import ostreeRoutes from './routes/ostree.js'
 import type { CommandRunner } from './services/semantic-checks.js'
 import type { OpenCore } from './core.js'
 import authPlugin, { type AuthPluginOptions } from './plugins/auth.js'
@@ -73,6 +74,7 @@ export async function buildApp (deps: AppDeps) {
   await app.register(auditRoutes, { prefix: '/api/v1' })
   await app.register(agentRoutes, { prefix: '/api/v1' })
   await app.register(fleetRoutes, { prefix: '/api/v1' })
+  await app.register(ostreeRoutes, { prefix: '/api/v1' })
   await app.register(legacyRoutes)
   return app
 }

@@ -26,6 +26,7 @@ import { createPatchStates } from './services/states.js'
 import type { AuditEntry } from './db/audit.js'
 import { createTokenStore, type TokenStore } from './auth/tokens.js'
 import { createEnrollment, type Enrollment } from './services/enrollment.js'
+import { createOstreeFeeds, type OstreeFeeds } from './services/ostree-feeds.js'
 
 export interface Core {
   config: Config
@@ -43,6 +44,8 @@ export interface Core {
   /** The tokens file (admin, reader and agent tokens) and agent enrollment. */
   tokens: TokenStore
   enrollment: Enrollment
+  /** Per-release OSTree feed repositories. */
+  ostreeFeeds: OstreeFeeds
   audit: { list: (limit: number, before?: number) => AuditEntry[] }
   /** Readiness: throws when the database does not answer. */
   ping: () => void
@@ -87,6 +90,7 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
   const patches = createPatchQueries({ catalog, states })
   const tokens = createTokenStore(config.tokensFile, { log: { error: (msg: string) => { log.error(msg) } } })
   const enrollment = createEnrollment({ tokens, queue })
+  const ostreeFeeds = createOstreeFeeds({ config, runner: opts.runner, queue, events })
 
   catalog.reload()
   fleet.load()
@@ -115,6 +119,7 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
     hosts,
     tokens,
     enrollment,
+    ostreeFeeds,
     audit: { list: (limit: number, before?: number) => repos.audit.list(limit, before) },
     ping: repos.ping,
     content: {

@@ -18,3 +18,5 @@ export const ReportsExhaustedError = createError<[number]>('MPATCH_TOO_MANY_REPO
 export const UnauthorizedError = createError<[string]>('MPATCH_UNAUTHORIZED', '%s', 401)
 export const EnrollOffError = createError('MPATCH_ENROLL_OFF', 'Enrollment is off: MPATCH_ENROLL_SECRET is not set; ask an admin for an agent token', 403)
 export const AlreadyEnrolledError = createError<[string]>('MPATCH_ALREADY_ENROLLED', "Host '%s' is already enrolled; an admin must re-issue its token (multios-patch token create --role agent --host <host> --replace)", 409)
+export const OstreeFeedNotFoundError = createError<[string, string]>('MPATCH_OSTREE_NOT_FOUND', "No file '%s' in the OSTree feed of release '%s'", 404)
+export const OstreeFeedRefusedError = createError<[string]>('MPATCH_OSTREE_FEED_REFUSED', '%s', 422)

@@ -1,7 +1,8 @@
 /**
  * Who may call a route on the authenticated listener (design.md section 8, spec D7): every read
  * needs the reader (or admin) role, every mutation the admin role whatever the HTTP method, the
- * agent API an agent token of that very host (or admin), payload downloads any identity.
+ * agent API an agent token of that very host (or admin), payload downloads (content, OSTree feed
+ * repositories) any identity.
  */
 
 /** The roles an identity can have; null: authenticated, but no role this service maps. */
@@ -36,6 +37,7 @@ const LEGACY = /^\/(?:v1|patch)\/([a-z_]+)(?:[/?]|$)/
 const AGENT = /^\/api\/v1\/agents\/([^/?]+)\/(?:report|commands|plan|installs\/[^/?]+)(?:\?|$)/
 const CONTENT = /^\/api\/v1\/content\/[^/?]+(?:\?|$)/
 const ENROLL = /^\/api\/v1\/agents\/enroll(?:\?|$)/
+const OSTREE_REPO = /^\/api\/v1\/ostree\/[^/?]+\/repo(?:[/?]|$)/
 
 /** The access a request needs, from its method and URL (path as sent, query included). */
 export function accessOf (method: string, url: string): Access {
@@ -48,7 +50,7 @@ export function accessOf (method: string, url: string): Access {
     try { hostname = decodeURIComponent(hostname) } catch {}
     return { kind: 'agent', hostname }
   }
-  if (CONTENT.test(url)) return { kind: 'content' }
+  if (CONTENT.test(url) || ((method === 'GET' || method === 'HEAD') && OSTREE_REPO.test(url))) return { kind: 'content' }
   return method === 'GET' || method === 'HEAD' ? { kind: 'read' } : { kind: 'admin' }
 }
 

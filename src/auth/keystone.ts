@@ -85,15 +85,24 @@ export function createKeystoneAuth (opts: KeystoneAuthOptions): KeystoneAuth {
   let service: { token: string, renewAt: number } | null = null
   let login: Promise<string> | null = null
 
+  // The whole exchange, body included, runs under one timer held here: a timeout signal that only
+  // AbortSignal.any references can be garbage-collected before it fires, and the call then hangs.
   const request = async (path: string, init: RequestInit): Promise<Response> => {
+    const abort = new AbortController()
+    const timer = setTimeout(() => { abort.abort(new DOMException('The operation timed out.', 'TimeoutError')) }, timeoutMs)
+    const onClose = (): void => { abort.abort(closing.signal.reason) }
+    closing.signal.addEventListener('abort', onClose)
     try {
-      return await fetch(base + path, {
-        ...init,
-        signal: AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)])
-      })
+      const res = await fetch(base + path, { ...init, signal: abort.signal })
+      const body = await res.arrayBuffer()
+      return new Response([204, 205, 304].includes(res.status) ? null : body, { status: res.status, headers: res.headers })
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name
+      const reason = abort.signal.aborted ? (abort.signal.reason as Error | undefined) : undefined
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? reason?.name ?? (err as Error).name
       throw new Error(`Keystone at ${base} did not answer (${cause}).`)
+    } finally {
+      clearTimeout(timer)
+      closing.signal.removeEventListener('abort', onClose)
     }
   }
 

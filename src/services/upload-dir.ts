@@ -14,7 +14,7 @@ export interface ImportSource {
 }
 
 /** True when `p` is `root` or below it (both absolute and normalized). */
-function isAtOrBelow (p: string, root: string): boolean {
+export function isAtOrBelow (p: string, root: string): boolean {
   const rel = path.relative(root, p)
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel))
 }
