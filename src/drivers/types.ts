@@ -1,9 +1,14 @@
-/** The driver contract: one interface over dpkg/apt, rpm/dnf and swupd, and the value types it trades in. */
+/** The driver contract: one interface over dpkg/apt, rpm/dnf, swupd and ostree, and the value types it trades in. */
+import type { Deployment } from './ostree-status.js'
 import type { PackageFileInfo } from './package-info.js'
 
-export type { PackageFileInfo }
+export type { Deployment, PackageFileInfo }
 
+/** The package drivers of the registry's static map. */
 export type DriverId = 'deb' | 'rpm' | 'swupd'
+
+/** Every driver id, including ostree (deployments rather than packages; not in the registry map yet). */
+export type AnyDriverId = DriverId | 'ostree'
 
 /** What a driver can do; a caller asks before it relies on one (swupd has no package files, for example). */
 export type Capability =
@@ -14,6 +19,8 @@ export type Capability =
   | 'resolve-from-repo'
   | 'os-update'
   | 'reboot-hint'
+  | 'deploy-commit'
+  | 'rollback'
 
 /** The result of one finished command. A non-zero exit code is data here, not an error. */
 export interface CommandResult {
@@ -70,6 +77,11 @@ export interface Target {
   timeoutMs?: number
   /** Cancels the running command. */
   signal?: AbortSignal
+  /**
+   * ostree: the commit the machine runs. In a sandbox nothing is booted, so the agent is told;
+   * when absent the driver reads `ostree admin status`'s `*` marker, then /proc/cmdline's `ostree=`.
+   */
+  bootedCommit?: string
 }
 
 /** One installed package. deb: release = Debian revision; swupd: name = bundle, version = OS build. */
@@ -94,6 +106,24 @@ export interface ApplyPlan {
   repos?: string[]
   /** swupd: the OS build to update to (`swupd update -V`), or 'latest'. */
   osVersion?: string
+  /** ostree: pull this commit from a remote and deploy it as the new default, keeping the previous deployment. */
+  deploy?: OstreeDeploy
+  /** ostree: make the previous deployment the default again. */
+  rollback?: boolean
+}
+
+/** What the ostree driver deploys: one commit of one ref, pulled over HTTP(S) or file://. */
+export interface OstreeDeploy {
+  /** The commit checksum (64 hex digits); success means the new default deployment has it. */
+  commit: string
+  /** The repository URL, e.g. the controller's feed route `http://controller/…/ostree_repo`. */
+  url: string
+  /** The ref the commit is on, e.g. 'starlingx'; the deployment's origin becomes `<remote>:<ref>`. */
+  ref: string
+  /** Remote name in the sysroot repository (default 'controller-feed', as StarlingX names it). */
+  remote?: string
+  /** The stateroot to deploy into (default: the default deployment's, else the only one in ostree/deploy). */
+  stateroot?: string
 }
 
 /** The fixed set of failure reasons an apply reports. */
@@ -139,10 +169,12 @@ export interface ApplyOutcome {
   /** Last few KiB of the tools' output. */
   outputTail: string
   durationMs: number
+  /** ostree: the deployments after the run, first = default (see ostree-status.ts). */
+  deployments?: Deployment[]
 }
 
 export interface RebootReason {
-  kind: 'needs-restarting' | 'reboot-required-file' | 'kernel'
+  kind: 'needs-restarting' | 'reboot-required-file' | 'kernel' | 'deployment'
   detail: string
 }
 
@@ -152,7 +184,7 @@ export interface RebootStatus {
 }
 
 export interface Driver {
-  readonly id: DriverId
+  readonly id: AnyDriverId
   readonly capabilities: ReadonlySet<Capability>
   /** True when the sysroot holds this driver's package database. */
   detect (target: Target): Promise<boolean>
