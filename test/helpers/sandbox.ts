@@ -158,3 +158,69 @@ export function diffSnapshots (before: Record<string, string>, after: Record<str
   return keys.filter((k) => before[k] !== after[k])
     .map((k) => `${k}: ${before[k] ?? 'absent'} → ${after[k] ?? 'absent'}`)
 }
+
+/** Sysroots made by makeOstreeSysroot; releaseOstreeSandboxes() unlocks their deployments. */
+const ostreeSysroots = new Set<string>()
+
+/**
+ * A tiny tree `ostree admin deploy` accepts: a kernel and initramfs in usr/lib/modules/<kver>,
+ * usr/etc, usr/lib/os-release with ID and PRETTY_NAME (deploy refuses a tree without them,
+ * spec/drivers.md §4.5), plus usr/share/lab/marker holding `marker` so each commit differs.
+ */
+export async function writeOstreeTree (dir: string, marker: string): Promise<string> {
+  for (const d of ['usr/lib/modules/6.1.0-lab', 'usr/etc', 'usr/share/lab']) await mkdir(path.join(dir, d), { recursive: true })
+  await writeFile(path.join(dir, 'usr/lib/modules/6.1.0-lab/vmlinuz'), 'lab kernel\n')
+  await writeFile(path.join(dir, 'usr/lib/modules/6.1.0-lab/initramfs.img'), 'lab initramfs\n')
+  await writeFile(path.join(dir, 'usr/lib/os-release'), 'ID=debian\nVERSION_ID=12\nPRETTY_NAME="StarlingX lab"\n')
+  await writeFile(path.join(dir, 'usr/share/lab/marker'), `${marker}\n`)
+  return dir
+}
+
+/** `ostree init` of a repository (archive mode: what an HTTP feed serves). */
+export async function makeOstreeRepo (dir: string, mode: 'archive' | 'bare' = 'archive'): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  await tool('ostree', [`--repo=${dir}`, 'init', `--mode=${mode}`])
+  return dir
+}
+
+/** Commits `treeDir` on `ref` with metadata version `version`; returns the commit checksum. */
+export async function ostreeCommit (repo: string, ref: string, treeDir: string, version: string): Promise<string> {
+  const out = await tool('ostree', [`--repo=${repo}`, 'commit', `--branch=${ref}`, `--subject=lab ${version}`,
+    `--add-metadata-string=version=${version}`, `--tree=dir=${treeDir}`])
+  return out.trim()
+}
+
+/**
+ * An ostree sysroot: `ostree admin init-fs`, `os-init <stateroot>` (default 'debian'), and, when
+ * `base` is given, that commit pulled locally from `base.repo` and deployed as the only deployment.
+ */
+export async function makeOstreeSysroot (sysroot: string, opts: { stateroot?: string, base?: { repo: string, commit: string } } = {}): Promise<string> {
+  const stateroot = opts.stateroot ?? 'debian'
+  await mkdir(sysroot, { recursive: true })
+  ostreeSysroots.add(sysroot)
+  await tool('ostree', ['admin', 'init-fs', sysroot])
+  await tool('ostree', ['admin', 'os-init', `--sysroot=${sysroot}`, stateroot])
+  if (opts.base !== undefined) {
+    await tool('ostree', [`--repo=${sysroot}/ostree/repo`, 'pull-local', opts.base.repo, opts.base.commit])
+    await tool('ostree', ['admin', 'deploy', `--sysroot=${sysroot}`, `--os=${stateroot}`, opts.base.commit])
+  }
+  return sysroot
+}
+
+/**
+ * Clears the immutable attribute ostree puts on deployment folders (`chattr +i`), so
+ * removeSandboxes() can delete them; call it in afterAll before removeSandboxes.
+ */
+export async function releaseOstreeSandboxes (): Promise<void> {
+  for (const sysroot of ostreeSysroots) {
+    const base = path.join(sysroot, 'ostree/deploy')
+    const folders: string[] = []
+    for (const osname of await readdir(base).catch(() => [])) {
+      for (const name of await readdir(path.join(base, osname, 'deploy')).catch(() => [])) {
+        if (/^[0-9a-f]{64}\.[0-9]+$/.test(name)) folders.push(path.join(base, osname, 'deploy', name))
+      }
+    }
+    if (folders.length > 0) await tool('chattr', ['-i', ...folders])
+  }
+  ostreeSysroots.clear()
+}
