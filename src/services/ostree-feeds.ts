@@ -5,7 +5,7 @@
  * by agents over HTTP (`ostree pull` from /api/v1/ostree/<release>/repo/). Changes run in the
  * mutation queue; the `ostree` tool runs through the process runner.
  */
-import { mkdir, realpath, stat } from 'node:fs/promises'
+import { copyFile, mkdir, realpath, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { Config } from '../config.js'
 import type { EventBus } from './events.js'
@@ -26,7 +26,20 @@ export class OstreeFeedError extends Error {
 const COMMIT = /^[0-9a-f]{64}$/
 const REF = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/
 
-export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunner, queue: MutationQueue, events: EventBus }) {
+/** What an apply needs of an OSTree patch: its commits and its stored software files (repository objects). */
+export interface OstreePatch {
+  id: string
+  base: string
+  /** commit1: the newest commit, the feed tip once applied. */
+  newest: string
+  /** Files of software.tar, by their path inside it, with where the content store keeps them. */
+  files: Array<{ name: string, path: string }>
+}
+
+/** Repository files an OSTree patch may bring into the feed: objects and static deltas, nothing else. */
+const OBJECT_PATH = /^(?:objects\/[0-9a-f]{2}\/[0-9a-f]{62}\.(?:commit|commitmeta|dirtree|dirmeta|filez|file|sig)|deltas\/[A-Za-z0-9._/+-]+)$/
+
+export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunner, queue: MutationQueue, events: EventBus, log?: { warn: (o: object, msg: string) => void } }) {
   const { config, queue, events } = deps
   const repoOf = (release: string): string => path.join(config.dataDir, 'ostree', release, 'repo')
 
@@ -42,9 +55,67 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
     return r.exitCode === 0 && COMMIT.test(commit) ? commit : null
   }
 
+  /** Points the feed's ref at `commit` and refreshes the summary. */
+  async function setTip (repo: string, commit: string): Promise<void> {
+    if ((await tip(repo, FEED_REF)) !== null) await ostree([`--repo=${repo}`, 'refs', '--delete', FEED_REF])
+    const set = await ostree([`--repo=${repo}`, 'refs', `--create=${FEED_REF}`, commit])
+    if (set.exitCode !== 0) throw new Error(`ostree refs --create: ${set.stderr.trim()}`)
+    const summary = await ostree([`--repo=${repo}`, 'summary', '-u'])
+    if (summary.exitCode !== 0) throw new Error(`ostree summary: ${summary.stderr.trim()}`)
+  }
+
   return {
     /** Where the release's feed repository lives (served read-only over HTTP). */
     repoOf,
+
+    /** The feed tip of a release (null while empty). */
+    tip: async (release: string): Promise<string | null> => await tip(repoOf(release), FEED_REF),
+
+    /**
+     * apply's OSTree step (spec 3.4 [Debian], D6), called inside the queued apply: every patch's
+     * base must be the tip it is applied on (the feed tip, then the previous patch's newest
+     * commit); then each patch's objects are merged into the feed and the ref moves to its newest
+     * commit. Returns the refusal text, or null once applied. On a failed merge the ref goes back.
+     */
+    async applyPatches (release: string, patches: readonly OstreePatch[]): Promise<string | null> {
+      const repo = repoOf(release)
+      const start = await tip(repo, FEED_REF)
+      let expected = start
+      for (const p of patches) {
+        if (p.base !== expected) return `The base commit ${p.base} for ${p.id} does not match the latest commit ${expected ?? '(none: the OSTree feed is empty)'} on this system.\n`
+        expected = p.newest
+      }
+      try {
+        for (const p of patches) {
+          for (const f of p.files) {
+            if (!OBJECT_PATH.test(f.name)) continue
+            const dest = path.join(repo, f.name)
+            await mkdir(path.dirname(dest), { recursive: true })
+            await copyFile(f.path, dest)
+          }
+          const show = await ostree([`--repo=${repo}`, 'show', p.newest])
+          if (show.exitCode !== 0) throw new Error(`Failed to extract the ostree tarball for ${p.id}`)
+          await setTip(repo, p.newest)
+        }
+      } catch (err) {
+        if (start !== null) await setTip(repo, start).catch(() => {})
+        return `${(err as Error).message}\n`
+      }
+      events.emit({ type: 'feed', release, added: patches.length })
+      return null
+    },
+
+    /** remove's OSTree step: the ref goes back to each removed patch's base (dependants first), then unreachable commits are pruned. Failures are logged, as legacy does. */
+    async removePatches (release: string, patches: ReadonlyArray<{ id: string, base: string }>): Promise<void> {
+      const repo = repoOf(release)
+      try {
+        for (const p of patches) await setTip(repo, p.base)
+        await ostree([`--repo=${repo}`, 'prune', '--refs-only'])
+        events.emit({ type: 'feed', release, added: 0 })
+      } catch (err) {
+        deps.log?.warn({ err, release }, 'resetting the OSTree feed failed')
+      }
+    },
 
     async state (release: string): Promise<OstreeFeedState> {
       return { release, ref: FEED_REF, commit: await tip(repoOf(release), FEED_REF) }
@@ -76,12 +147,7 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
         }
         const pull = await ostree([`--repo=${repo}`, 'pull-local', real, wanted])
         if (pull.exitCode !== 0) return refuse(new OstreeFeedError(422, `ostree pull-local from ${source} failed: ${pull.stderr.trim()}`))
-        const previous = await tip(repo, FEED_REF)
-        if (previous !== null) await ostree([`--repo=${repo}`, 'refs', '--delete', FEED_REF])
-        const set = await ostree([`--repo=${repo}`, 'refs', `--create=${FEED_REF}`, wanted])
-        if (set.exitCode !== 0) throw new Error(`ostree refs --create: ${set.stderr.trim()}`)
-        const summary = await ostree([`--repo=${repo}`, 'summary', '-u'])
-        if (summary.exitCode !== 0) throw new Error(`ostree summary: ${summary.stderr.trim()}`)
+        await setTip(repo, wanted)
         events.emit({ type: 'feed', release, added: 1 })
         return { info: `${FEED_REF} is ${wanted}`, state: { release, ref: FEED_REF, commit: wanted } }
       })

@@ -19,6 +19,7 @@ import { dependencies, topologicalOrder } from './ordering.js'
 import { compareBy, evrOf } from './fleet-state.js'
 import type { createSemanticChecker } from './semantic-checks.js'
 import { Messages, type ErrorOnly, type LegacyResult } from './results.js'
+import type { OstreeFeeds, OstreePatch } from './ostree-feeds.js'
 
 /** The legacy refusal of apply/remove while hosts install. */
 export const HOSTS_INSTALLING = 'Rejected: One or more nodes are installing patches.'
@@ -46,11 +47,25 @@ export interface LifecycleDeps {
   queue: MutationQueue
   events: EventBus
   semantic: ReturnType<typeof createSemanticChecker>
+  ostreeFeeds: OstreeFeeds
 }
 
 export function createPatchLifecycle (deps: LifecycleDeps) {
-  const { config, repos, store, catalog, states, fleet, installs, queue, events, semantic } = deps
+  const { config, repos, store, catalog, states, fleet, installs, queue, events, semantic, ostreeFeeds } = deps
   const requiresOf = catalog.requiresOf
+
+  /** The OSTree patches of `order` that are still Available (apply) or not Available (remove), in order. */
+  function ostreePatchesOf (order: string[], applying: boolean): OstreePatch[] {
+    const out: OstreePatch[] = []
+    for (const id of order) {
+      const p = catalog.get(id) as StoredPatch
+      const o = p.contents.ostree
+      if (o === undefined || o.commits.length === 0 || (p.repostate === 'Available') !== applying) continue
+      const files = repos.patches.files(id).filter((f) => f.kind === 'software').map((f) => ({ name: f.name, path: store.pathOf(f.sha256) }))
+      out.push({ id, base: o.base.commit, newest: o.commits[0].commit, files })
+    }
+    return out
+  }
 
   function installingGuard (): ErrorOnly | null {
     const installing = installs.anyOpen() || fleet.list().some((h) => h.state === 'installing')
@@ -94,6 +109,16 @@ export function createPatchLifecycle (deps: LifecycleDeps) {
     if (m.error !== '') return m.result()
     const refused = await semanticGate('pre-apply', order, opts.skipSemantic) ?? installingGuard()
     if (refused !== null) return refused
+    // D6: an OSTree patch whose base is not the feed tip is an error; nothing is applied then.
+    const ostree = ostreePatchesOf(order, true)
+    if (ostree.length > 0) {
+      const release = (catalog.get(ostree[0].id) as StoredPatch).swVersion
+      const mismatch = await ostreeFeeds.applyPatches(release, ostree)
+      if (mismatch !== null) {
+        m.error += mismatch
+        return m.result()
+      }
+    }
     moveRepostates(m, order, 'Applied', 'is already in the repo', 'is now in the repo')
     return m.result()
   }
@@ -143,6 +168,17 @@ export function createPatchLifecycle (deps: LifecycleDeps) {
     }
     const refused = await semanticGate('pre-remove', order, opts.skipSemantic) ?? installingGuard()
     if (refused !== null) return refused
+    const ostree = ostreePatchesOf(order, false)
+    // An Applied OSTree patch built on one being removed would lose its base: refuse.
+    const removing = new Set(order)
+    for (const r of ostree) {
+      for (const other of catalog.patches()) {
+        if (removing.has(other.id) || other.repostate === 'Available' || other.contents.ostree?.base.commit !== r.newest) continue
+        m.error += `Patch ${other.id} was built on ${r.id} (its base commit ${r.newest}): remove it first\n`
+      }
+    }
+    if (m.error !== '') return m.result()
+    if (ostree.length > 0) await ostreeFeeds.removePatches((catalog.get(ostree[0].id) as StoredPatch).swVersion, ostree)
     moveRepostates(m, order, 'Available', 'is not in the repo', 'has been removed from the repo')
     // design.md section 5: a package with nothing to go back to stays; say so per patch and host.
     const removed = new Set(order)
