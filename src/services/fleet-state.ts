@@ -7,11 +7,14 @@
  * a package with nothing providing it is removed only when a patch is known to have added it on
  * that host, a downgrade only goes to a file the controller holds, and anything else is held (shown
  * with its reason, no work for the host) rather than uninstalled.
+ *
+ * swupd hosts (one OS build, bundles) take the rule of swupd-state.ts through the same entry points.
  */
 import type { HostRecord } from '../db/hosts.js'
 import type { Repostate } from '../db/patches.js'
 import { computePatchStates, type Patchstate } from './patch-state.js'
-import { anyArch, archFits, compareBy, evrOf, familyOfDriver, nativeArch, splitEntry, type Family } from './inventory-index.js'
+import { anyArch, archFits, compareBy, evrOf, familyOfDriver, nativeArch, splitEntry, type Family, type RuleFamily } from './inventory-index.js'
+import { analyzeSwupdHost, buildSwupdView, NO_SWUPD_PATCHES, type SwupdPatchFacts, type SwupdView } from './swupd-state.js'
 import {
   NO_OLDER_VERSION, type FleetState, type HostAnalysis, type HostFacts, type NameResult, type PatchFacts, type PlanFile, type SourcePackage
 } from './fleet-types.js'
@@ -20,8 +23,10 @@ export * from './fleet-types.js'
 
 export {
   archFits, compareBy, duplicatesOf, entriesOf, evrOf, familyOfDriver, indexInventory, indexReport, splitEntry,
-  type Duplicates, type Family, type InventoryIndex
+  type Duplicates, type Family, type InventoryIndex, type RuleFamily
 } from './inventory-index.js'
+
+export { OS_ENTRY, type SwupdAnalysis, type SwupdPatchFacts, type SwupdPlan } from './swupd-state.js'
 
 interface Candidate { evr: string, pkg: SourcePackage, repostate: Repostate | null, /** `evr\0arch`, as in an InventoryIndex */ key: string }
 
@@ -43,7 +48,7 @@ interface NameView {
 
 /** Everything hosts of one (release, family, arch) share: computed once per group, not per host. */
 export interface GroupView {
-  family: Family
+  family: RuleFamily
   /** The package architecture a package the host lacks is installed for. */
   native: string
   names: Map<string, NameView>
@@ -51,6 +56,8 @@ export interface GroupView {
   personality: Map<string, Array<{ patchId: string, types: Set<string> }>>
   /** desired evr → installed evr → order, shared by every host of the group. */
   cmpCache: Map<string, Map<string, number>>
+  /** swupd hosts: the release's swupd patches (null for package families). */
+  swupd: SwupdView | null
 }
 
 /** Highest version wins; at equal versions prefer a downloadable file, then the feed's. */
@@ -74,7 +81,10 @@ function archView (group: GroupView, view: NameView, arch: string): ArchView {
 }
 
 /** The shared view of hosts of one (release, family, arch); build once per catalogue change. */
-export function buildGroup (family: Family, swVersion: string, arch: string, sources: readonly SourcePackage[], patches: ReadonlyMap<string, PatchFacts>): GroupView {
+export function buildGroup (family: RuleFamily, swVersion: string, arch: string, sources: readonly SourcePackage[], patches: ReadonlyMap<string, SwupdPatchFacts>): GroupView {
+  if (family === 'swupd') {
+    return { family, native: arch, names: new Map(), personality: new Map(), cmpCache: new Map(), swupd: buildSwupdView(swVersion, patches.values()) }
+  }
   const names = new Map<string, NameView>()
   for (const s of sources) {
     if (s.family !== family || !archFits(family, arch, s.arch)) continue
@@ -105,7 +115,7 @@ export function buildGroup (family: Family, swVersion: string, arch: string, sou
       }
     }
   }
-  return { family, native: nativeArch(family, arch), names, personality, cmpCache: new Map() }
+  return { family, native: nativeArch(family, arch), names, personality, cmpCache: new Map(), swupd: null }
 }
 
 /** The personality types a host belongs to: each subfunction, and all of them joined with `-` (legacy key). */
@@ -267,6 +277,8 @@ function typesOf (h: HostFacts): () => Set<string> {
 
 /** What one host must do, and which patches it shows as Partial. */
 export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
+  const family = group.family
+  if (family === 'swupd') return analyzeSwupdHost(h, group.swupd ?? NO_SWUPD_PATCHES)
   const byName = new Map<string, NameResult>()
   const types = typesOf(h)
   for (const name of h.index.keys()) {
@@ -278,7 +290,7 @@ export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
     const r = analyzeName(h, group, name, types)
     if (r !== null) byName.set(name, r)
   }
-  return aggregate(group.family, byName)
+  return aggregate(family, byName)
 }
 
 /**
@@ -286,6 +298,9 @@ export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
  * results are kept, so the cost follows the change, not the inventory.
  */
 export function reanalyzeHost (h: HostFacts, group: GroupView, prev: HostAnalysis, names: ReadonlySet<string>): HostAnalysis {
+  const family = group.family
+  // A swupd host's analysis is one comparison: always redone whole.
+  if (family === 'swupd') return analyzeSwupdHost(h, group.swupd ?? NO_SWUPD_PATCHES)
   // The previous analysis is replaced, never read again: its map is updated in place.
   const byName = prev.byName as Map<string, NameResult>
   const types = typesOf(h)
@@ -294,7 +309,7 @@ export function reanalyzeHost (h: HostFacts, group: GroupView, prev: HostAnalysi
     const r = analyzeName(h, group, name, types)
     if (r !== null) byName.set(name, r)
   }
-  return aggregate(group.family, byName)
+  return aggregate(family, byName)
 }
 
 export const UNMANAGED: HostAnalysis = { family: null, current: true, installed: {}, toRemove: [], missing: [], held: [], plan: { install: [], remove: [] }, findings: new Map(), byName: new Map() }
@@ -304,7 +319,7 @@ export const UNMANAGED: HostAnalysis = { family: null, current: true, installed:
  * to report after an apply/remove.
  */
 export function computeFleetState (input: {
-  patches: readonly PatchFacts[]
+  patches: readonly SwupdPatchFacts[]
   sources: readonly SourcePackage[]
   hosts: readonly HostFacts[]
   interim: ReadonlyArray<{ patchId: string, hostname: string }>

@@ -9,6 +9,9 @@ import type { HostPackage } from '../db/hosts.js'
 
 export type Family = 'rpm' | 'deb'
 
+/** What the state rule manages a host by: a package family, or swupd's one OS build (its bundles carry it as their version). */
+export type RuleFamily = Family | 'swupd'
+
 /**
  * A host's installed packages by name: per architecture the highest version installed, as
  * `evr\0arch` (one string for a name installed for one architecture, the common case; an array
@@ -41,12 +44,25 @@ export function evrOf (p: { epoch: number | null, version: string, release: stri
   return `${p.epoch !== null && p.epoch !== 0 ? `${p.epoch}:` : ''}${p.version}${p.release !== null && p.release !== '' ? `-${p.release}` : ''}`
 }
 
-/** Each family's own version comparison (rpmvercmp, Debian rules). */
-export const compareBy: Record<Family, (a: string, b: string) => number> = { rpm: compareRpmVersions, deb: compareDebVersions }
+/**
+ * Clear Linux build numbers compare numerically (any length). The rule never throws on what an
+ * agent reported: anything that is not a build number sorts below every build number.
+ */
+export function compareBuildNumbers (a: string, b: string): number {
+  const na = /^[0-9]+$/.test(a)
+  const nb = /^[0-9]+$/.test(b)
+  if (!na || !nb) return na === nb ? (a < b ? -1 : a > b ? 1 : 0) : na ? 1 : -1
+  const x = BigInt(a)
+  const y = BigInt(b)
+  return x < y ? -1 : x > y ? 1 : 0
+}
 
-/** The package family a driver manages with this rule. */
-export function familyOfDriver (driver: string): Family | null {
-  return driver === 'rpm' || driver === 'deb' ? driver : null
+/** Each family's own version comparison (rpmvercmp, Debian rules, swupd build numbers). */
+export const compareBy: Record<RuleFamily, (a: string, b: string) => number> = { rpm: compareRpmVersions, deb: compareDebVersions, swupd: compareBuildNumbers }
+
+/** The family a driver's hosts are managed by with this rule (ostree: not yet). */
+export function familyOfDriver (driver: string): RuleFamily | null {
+  return driver === 'rpm' || driver === 'deb' || driver === 'swupd' ? driver : null
 }
 
 const DEB_ARCH: Record<string, string> = { x86_64: 'amd64', aarch64: 'arm64', i686: 'i386', armv7l: 'armhf', ppc64le: 'ppc64el', s390x: 's390x' }
@@ -57,12 +73,14 @@ const DEB_FOREIGN: Record<string, string> = { amd64: 'i386', arm64: 'armhf' }
 export const anyArch = (arch: string): boolean => arch === 'noarch' || arch === 'all'
 
 /** A host's own package architecture (what a package it lacks is installed for). */
-export function nativeArch (family: Family, hostArch: string): string {
-  return family === 'rpm' ? hostArch : (DEB_ARCH[hostArch] ?? hostArch)
+export function nativeArch (family: RuleFamily, hostArch: string): string {
+  return family !== 'deb' ? hostArch : (DEB_ARCH[hostArch] ?? hostArch)
 }
 
 /** Whether a package of `pkgArch` installs on a host of `hostArch` (uname style) in `family`. */
-export function archFits (family: Family, hostArch: string, pkgArch: string): boolean {
+export function archFits (family: RuleFamily, hostArch: string, pkgArch: string): boolean {
+  // Bundles carry the arch the driver reports (Clear Linux is x86_64 only): every one counts.
+  if (family === 'swupd') return true
   if (family === 'rpm') return pkgArch === 'noarch' || pkgArch === hostArch || (hostArch === 'x86_64' && /^i[3-6]86$/.test(pkgArch))
   const native = nativeArch(family, hostArch)
   return pkgArch === 'all' || pkgArch === native || pkgArch === DEB_FOREIGN[native]
@@ -79,7 +97,7 @@ export type Duplicates = Record<string, Record<string, string[]>>
  * finds its duplicates in the same pass: names installed more than once for one architecture
  * (legacy `duplicated_pkgs`), install-only kernels excepted.
  */
-export function indexReport (family: Family | null, hostArch: string, packages: readonly HostPackage[]): { index: InventoryIndex, duplicates: Duplicates } {
+export function indexReport (family: RuleFamily | null, hostArch: string, packages: readonly HostPackage[]): { index: InventoryIndex, duplicates: Duplicates } {
   const byName = new Map<string, Map<string, string>>()
   const duplicates: Duplicates = {}
   if (family === null) return { index: new Map(), duplicates }
@@ -113,11 +131,11 @@ export function indexReport (family: Family | null, hostArch: string, packages: 
 }
 
 /** The index of `indexReport` alone. */
-export function indexInventory (family: Family | null, hostArch: string, packages: readonly HostPackage[]): InventoryIndex {
+export function indexInventory (family: RuleFamily | null, hostArch: string, packages: readonly HostPackage[]): InventoryIndex {
   return indexReport(family, hostArch, packages).index
 }
 
 /** The duplicates of `indexReport` alone. */
-export function duplicatesOf (family: Family | null, packages: readonly HostPackage[]): Duplicates {
+export function duplicatesOf (family: RuleFamily | null, packages: readonly HostPackage[]): Duplicates {
   return indexReport(family, 'x86_64', packages).duplicates
 }
