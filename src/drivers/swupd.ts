@@ -7,6 +7,9 @@
  *   swupd check-update --quiet                 → the available build; 0 = update, 1 = none
  *   swupd bundle-list --quiet                  → one bundle per line, "name[: experimental]"
  *   swupd update --quiet --assume=yes [--version=<build>]
+ *   swupd repair --quiet --assume=yes --picky --version=<build>   (back to an older build: `update`
+ *                                              refuses a build not newer than the system's, and
+ *                                              `repair` to another build needs --picky or --force)
  *   swupd bundle-add --quiet --assume=yes -- <bundles>
  *   swupd bundle-remove --quiet --assume=yes -- <bundles>
  *   uname -r                                   (reboot heuristic)
@@ -115,6 +118,15 @@ export function bundleListArgs (target: Target): string[] {
 export function updateArgs (target: Target, version?: string): string[] {
   return ['update', ...swupdGlobalArgs(target), '--quiet', '--assume=yes',
     ...version !== undefined && version !== 'latest' ? [`--version=${version}`] : []]
+}
+
+/**
+ * `swupd repair --picky --version=<build>` argv: brings the system back to an older build (the
+ * bats tests REP015/REP025 pin that `repair` to another build needs `--picky`, which also removes
+ * files the older manifests do not list).
+ */
+export function repairArgs (target: Target, version: string): string[] {
+  return ['repair', ...swupdGlobalArgs(target), '--quiet', '--assume=yes', '--picky', `--version=${version}`]
 }
 
 /** `swupd bundle-add` / `bundle-remove` argv; `--` keeps a bundle name from being read as an option. */
@@ -228,7 +240,8 @@ function checkPlan (plan: ApplyPlan): void {
 }
 
 /**
- * Updates the OS (`plan.osVersion`), then adds `plan.install` bundles, then removes `plan.remove`
+ * Updates the OS to `plan.osVersion` (`update`; `repair` when that build is older than the one
+ * running; nothing when it is the one running), then adds `plan.install` bundles, then removes `plan.remove`
  * bundles, stopping at the first failing step. Success is read from the bundle list and build
  * number afterwards.
  */
@@ -238,7 +251,12 @@ async function apply (target: Target, plan: ApplyPlan): Promise<ApplyOutcome> {
   const { session, before } = opened
   let failure: Failure | undefined
   const steps: Array<[string, string[]]> = []
-  if (plan.osVersion !== undefined) steps.push(['update', updateArgs(target, plan.osVersion)])
+  const running = before[0]?.version
+  if (plan.osVersion !== undefined) {
+    const order = plan.osVersion === 'latest' || running === undefined ? 1 : compareBuilds(plan.osVersion, running)
+    if (order > 0) steps.push(['update', updateArgs(target, plan.osVersion)])
+    else if (order < 0) steps.push(['repair', repairArgs(target, plan.osVersion)])
+  }
   if (plan.install.length > 0) steps.push(['bundle-add', bundleArgs(target, 'bundle-add', plan.install)])
   if (plan.remove.length > 0) steps.push(['bundle-remove', bundleArgs(target, 'bundle-remove', plan.remove)])
   try {
