@@ -5,7 +5,7 @@ import type { PlanAnswer } from '../schemas/agents.js'
 import { open, rm } from 'node:fs/promises'
 import { fetch } from 'undici'
 import type { Dispatcher } from 'undici'
-import { isValidDebFileName, isValidRpmFileName, PACKAGE_NAME_PATTERN } from '../patchfile/ids.js'
+import { BUNDLE_NAME_PATTERN, isValidDebFileName, isValidRpmFileName, PACKAGE_NAME_PATTERN } from '../patchfile/ids.js'
 import type { TokenHolder } from './credentials.js'
 import type { InventoryEntry } from './inventory.js'
 import type { AgentRunState, InstallResult } from './state.js'
@@ -75,14 +75,17 @@ export interface Plan {
   current: boolean
   install: PlanFile[]
   remove: string[]
-  /** swupd hosts: the OS version to reach (optional, not part of the package plan). */
+  /** swupd hosts: the OS version to reach (the controller's `swupdVersion`; optional, not part of the package plan). */
   osVersion?: string
+  /** swupd hosts: bundles to add. */
+  bundles?: string[]
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/
 /** Removal names may carry a dpkg `:arch` qualifier. */
 const REMOVE_NAME = new RegExp(`${PACKAGE_NAME_PATTERN.source.slice(0, -1)}(?::[a-z0-9_-]+)?$`)
 const OS_VERSION = /^(?:[0-9]{1,12}|latest)$/
+const SWUPD_VERSION = /^[0-9]{1,12}$/
 
 /** Time allowed for a short call (report, plan, result); the long poll gets its wait on top. */
 const CALL_TIMEOUT_MS = 15_000
@@ -309,6 +312,15 @@ export function parsePlan (v: unknown): Plan {
   if (v.osVersion !== undefined && v.osVersion !== null) {
     if (typeof v.osVersion !== 'string' || !OS_VERSION.test(v.osVersion)) return garbled('bad osVersion', v.osVersion)
     plan.osVersion = v.osVersion
+  }
+  if (v.swupdVersion !== undefined && v.swupdVersion !== null) {
+    if (typeof v.swupdVersion !== 'string' || !SWUPD_VERSION.test(v.swupdVersion)) return garbled('bad swupdVersion', v.swupdVersion)
+    if (plan.osVersion !== undefined && plan.osVersion !== v.swupdVersion) return garbled('osVersion and swupdVersion differ', v)
+    plan.osVersion = v.swupdVersion
+  }
+  if (v.bundles !== undefined && v.bundles !== null) {
+    if (!Array.isArray(v.bundles)) return garbled('bundles is not a list', v.bundles)
+    plan.bundles = v.bundles.map((b) => typeof b === 'string' && BUNDLE_NAME_PATTERN.test(b) ? b : garbled('bad bundle name', b))
   }
   return plan
 }

@@ -47,7 +47,8 @@ export async function performInstall (ctx: AgentContext, facts: HostFacts, ilog:
     } catch (err) {
       return await failed(stopSignal.aborted ? 'interrupted' : 'plan-failed', `cannot get the plan: ${errorText(err)}`)
     }
-    if (plan.current || (plan.install.length === 0 && plan.remove.length === 0 && plan.osVersion === undefined)) {
+    const bundles = plan.bundles ?? []
+    if (plan.current || (plan.install.length === 0 && plan.remove.length === 0 && plan.osVersion === undefined && bundles.length === 0)) {
       ilog.info('the host is current: nothing to install')
       const inv = await facts.readInventory()
       return { status: 'success', message: 'nothing to do: the host is current', changed: [], ...inv !== null ? { inventory: inv.entries, inventoryHash: inv.hash } : {} }
@@ -69,12 +70,13 @@ export async function performInstall (ctx: AgentContext, facts: HostFacts, ilog:
     }
     if (stopSignal.aborted) return await failed('interrupted', 'stopped before the package tool ran')
 
-    ilog.info({ install: plan.install.map((f) => f.fileName), remove: plan.remove }, 'applying the plan')
+    ilog.info({ install: plan.install.map((f) => f.fileName), remove: plan.remove, ...plan.osVersion !== undefined ? { osVersion: plan.osVersion } : {}, ...bundles.length > 0 ? { bundles } : {} }, 'applying the plan')
     // The install's own executor logs each command at info under the install's logger.
     const installTarget: Target = { ...target, exec: createLocalExecutor(ilog) }
     let outcome
     try {
-      outcome = await driver.apply(installTarget, { install: files, remove: plan.remove, ...plan.osVersion !== undefined ? { osVersion: plan.osVersion } : {} })
+      // swupd takes bundle names where package drivers take files (a swupd plan has no files).
+      outcome = await driver.apply(installTarget, { install: [...files, ...bundles], remove: plan.remove, ...plan.osVersion !== undefined ? { osVersion: plan.osVersion } : {} })
     } catch (err) {
       if (err instanceof DriverError && err.reason === 'invalid-input') return await failed('plan-failed', `the driver refused the plan: ${err.message}`)
       throw err

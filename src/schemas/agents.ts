@@ -1,5 +1,6 @@
 /** Schemas of the native API: agents, hosts, installs, feeds (JSON camelCase). */
 import { Type } from 'typebox'
+import { BUNDLE_NAME_PATTERN } from '../patchfile/ids.js'
 import { Timestamp } from './common.js'
 
 export const HOSTNAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$'
@@ -82,7 +83,9 @@ export const PlanAnswer = Type.Object({
     url: Type.String({ description: 'Where to download it, relative to the controller' })
   }), { description: 'Package files to install, upgrade or downgrade to' }),
   remove: Type.Array(Type.String(), { description: 'Package names to remove (name.arch / name:arch when installed for several architectures)' }),
-  held: Type.Optional(Type.Array(HeldPackage, { description: 'Packages left as they are, with why' }))
+  held: Type.Optional(Type.Array(HeldPackage, { description: 'Packages left as they are, with why' })),
+  swupdVersion: Type.Optional(Type.String({ pattern: '^[0-9]{1,12}$', description: 'swupd hosts: the OS build to update (or go back) to' })),
+  bundles: Type.Optional(Type.Array(Type.String({ pattern: BUNDLE_NAME_PATTERN.source }), { maxItems: 1000, description: 'swupd hosts: bundles to add' }))
 })
 
 export const InstallIdParams = Type.Object({

@@ -14,7 +14,7 @@ import type { Installs } from './installs.js'
 import type { PatchStates } from './states.js'
 import type { Caller, MutationQueue } from './queue.js'
 import type { LegacyResult } from './results.js'
-import type { Duplicates, HeldPackage, HostAnalysis, PlanFile } from './fleet-state.js'
+import type { Duplicates, HeldPackage, HostAnalysis, PlanFile, SwupdPlan } from './fleet-state.js'
 
 export interface HostPlan {
   current: boolean
@@ -23,6 +23,10 @@ export interface HostPlan {
   remove: string[]
   /** Packages left as they are, with why (no older version to go back to). */
   held: Array<Omit<HeldPackage, 'patchId'>>
+  /** swupd hosts: the OS build to update (or go back) to. */
+  swupdVersion?: string
+  /** swupd hosts: bundles to add. */
+  bundles?: string[]
 }
 
 /** Everything a host view shows, in one place (native names; the legacy adapter renders query_hosts from it). */
@@ -40,6 +44,12 @@ export interface HostStatus {
   rebootAfterInstall: boolean
   interim: boolean
   allowInsvc: boolean
+}
+
+/** The swupd part of a host's plan (nothing for package hosts). */
+function swupdPlan (a: HostAnalysis): Pick<HostPlan, 'swupdVersion' | 'bundles'> {
+  const p: SwupdPlan = a.plan
+  return { ...p.swupdVersion !== undefined ? { swupdVersion: p.swupdVersion } : {}, ...p.bundles !== undefined ? { bundles: p.bundles } : {} }
 }
 
 const heldView = (a: HostAnalysis): HostPlan['held'] => a.held.map(({ name, arch, installed, reason }) => ({ name, arch, installed, reason }))
@@ -152,7 +162,8 @@ export function createHostViews (deps: { config: Config, repos: Repos, fleet: Fl
         installId: installs.openFor(hostname)?.id ?? null,
         install: a.plan.install.map((f) => ({ ...f, url: `/api/v1/content/${f.sha256}` })),
         remove: a.plan.remove,
-        held: heldView(a)
+        held: heldView(a),
+        ...swupdPlan(a)
       }
     },
 
