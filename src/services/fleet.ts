@@ -115,7 +115,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     const before = patchPrints(patchFacts, sources)
     const from = sourcesKey
     sourcesKey = key
-    patchFacts = new Map(catalog.patches().map((p) => [p.id, { id: p.id, swVersion: p.swVersion, repostate: p.repostate, rebootRequired: p.rebootRequired, personalities: p.personalities }]))
+    patchFacts = new Map(catalog.patches().map((p) => [p.id, { id: p.id, swVersion: p.swVersion, repostate: p.repostate, rebootRequired: p.rebootRequired, personalities: p.personalities, ...p.contents.swupd !== undefined ? { swupd: p.contents.swupd } : {} }]))
     sources = [
       ...repos.feeds.all().map((f) => ({ ...f, patchId: null, available: true })),
       ...repos.patches.packageFiles().map((f) => ({ ...f, available: !f.pruned }))
