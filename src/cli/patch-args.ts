@@ -28,6 +28,9 @@ const BUILD_OPTIONS = {
   'pre-apply': { type: 'string' },
   'pre-remove': { type: 'string' },
   key: { type: 'string' },
+  'ostree-repo': { type: 'string' },
+  base: { type: 'string' },
+  commit: { type: 'string' },
   output: { type: 'string', short: 'o' }
 } as const
 

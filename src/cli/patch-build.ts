@@ -10,6 +10,7 @@ import { fileNameMismatch } from '../patchfile/package-names.js'
 import type { PatchMetadata } from '../patchfile/types.js'
 import { writePatch } from '../patchfile/write.js'
 import type { PatchCommandIo } from './patch.js'
+import { buildOstreeContent, ostreeArgs } from './patch-ostree.js'
 import {
   STATUSES, UsageError, optionalPath, packageArgs, parseBuildArgs, personalityArgs, required, text, yesNo, type PackageArg
 } from './patch-args.js'
@@ -26,7 +27,8 @@ export async function patchBuild (argv: string[], io: PatchCommandIo): Promise<n
   if (!isValidPatchId(id)) throw new UsageError(`invalid patch id ${JSON.stringify(id)} (must match ${PATCH_ID_PATTERN.source})`)
   const swVersion = required(v['sw-version'], '--sw-version')
   if (!SW_VERSION_PATTERN.test(swVersion)) throw new UsageError(`invalid --sw-version ${JSON.stringify(swVersion)} (must match ${SW_VERSION_PATTERN.source})`)
-  if (files.length === 0) throw new UsageError('no package files given')
+  const ostree = ostreeArgs(v)
+  if (files.length === 0 && ostree === null) throw new UsageError('no package files given (or --ostree-repo, --base and --commit)')
   const status = v.status ?? 'REL'
   if (!STATUSES.includes(status)) throw new UsageError(`invalid --status ${JSON.stringify(status)} (must be REL, DEV or OBS)`)
   const unremovable = yesNo(v.unremovable, '--unremovable')
@@ -78,14 +80,18 @@ export async function patchBuild (argv: string[], io: PatchCommandIo): Promise<n
   }
   if (preApply !== undefined) metadata.semantics.push('pre-apply')
   if (preRemove !== undefined) metadata.semantics.push('pre-remove')
+  const built = ostree === null ? null : await buildOstreeContent(ostree)
+  if (built !== null) metadata.contents.ostree = built.contents
 
   // writePatch writes a temp file in the output folder and renames it; on failure it removes it.
   try {
-    await writePatch({ metadata, files, semantics: { preApply, preRemove }, signingKey, out })
+    await writePatch({ metadata, files, semantics: { preApply, preRemove }, signingKey, out, ...(built !== null ? { softwareTree: built.tree } : {}) })
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw new Error(`cannot write ${out} (${code})`, { cause: err })
     throw err
+  } finally {
+    await built?.cleanup()
   }
   io.stdout.write(`Built ${out} (${id}, ${files.length} package file${files.length === 1 ? '' : 's'}, ${signingKey === undefined ? 'unsigned' : 'signed'})\n`)
   return 0

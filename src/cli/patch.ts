@@ -22,6 +22,9 @@ const USAGE = `Usage:
       --personality TYPE=pkg1,pkg2   packages new to a node type (repeatable); each is in a FILE
       --pre-apply FILE  --pre-remove FILE   semantic check scripts
       --key PEM                unencrypted RSA private key (2048 bits or more): writes signature.v2
+      --ostree-repo DIR --base C0 --commit CN
+                               OSTree content: the commits from CN back to C0 (exclusive) of the
+                               repository DIR, with their objects (FILE... may then be empty)
       FILE...                  binary packages, named as their headers say:
                                name-version-release.arch.rpm go to <rpm>, name_version_arch.deb to <deb>
   multios-patch patch inspect FILE [--trust DIR]

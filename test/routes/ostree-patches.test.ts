@@ -13,6 +13,7 @@ import { buildTestApp, tempDir } from '../helpers/build-app.js'
 import { multipart } from '../helpers/multipart.js'
 import { buildTestPatch, makeTestKeys, type TestKeys } from '../helpers/patches.js'
 import { requireTool } from '../helpers/tools.js'
+import { runPatchCommand } from '../../src/cli/patch.js'
 
 const run = promisify(execFile)
 let work: string
@@ -107,5 +108,34 @@ describe('OSTree patches', () => {
     expect(r1.error).toBe('')
     expect(afterR1).toBe(c[0])
     expect([query.P1.repostate, query.P2.repostate, query.PBAD.repostate]).toEqual(['Available', 'Available', 'Available'])
+  })
+
+  it('are built by `patch build --ostree-repo` from a real repository: commits from the tip back to the base, with their objects', async () => {
+    const out: string[] = []
+    const io = { stdout: { write: (t: string) => { out.push(t); return true } }, stderr: { write: (t: string) => { out.push(t); return true } } }
+    await mkdir(path.join(work, 'cli'), { recursive: true })
+    const code = await runPatchCommand(['build', '--id', 'PCLI', '--sw-version', '22.12', '--ostree-repo', build, '--base', c[0], '--commit', c[2],
+      '--key', keys.privateKey, '-o', path.join(work, 'cli')], io as never)
+    const notAncestor = await runPatchCommand(['build', '--id', 'PX', '--sw-version', '22.12', '--ostree-repo', build, '--base', c[2], '--commit', c[1],
+      '-o', path.join(work, 'cli')], io as never)
+    const half = await runPatchCommand(['build', '--id', 'PY', '--sw-version', '22.12', '--ostree-repo', build, '-o', path.join(work, 'cli')], io as never)
+
+    const { app } = await buildTestApp({ config: { MPATCH_TRUST_DIR: keys.trustDir, MPATCH_UPLOAD_DIRS: path.join(work, 'allowed') } })
+    await app.inject({ method: 'POST', url: '/api/v1/releases/22.12/ostree', payload: { source: path.join(work, 'allowed', 'base') } })
+    const { payload, headers } = multipart([{ name: 'file', filename: 'PCLI.patch', content: await readFile(path.join(work, 'cli', 'PCLI.patch')) }])
+    const uploaded = (await app.inject({ method: 'POST', url: '/v1/upload', payload, headers })).json()
+    const shown = (await app.inject({ url: '/v1/show/PCLI' })).json().contents.PCLI
+    const applied = (await app.inject({ method: 'POST', url: '/v1/apply/PCLI' })).json()
+    const tip = (await app.inject({ url: '/api/v1/releases/22.12/ostree' })).json().commit
+
+    expect(code).toBe(0)
+    expect(notAncestor).toBe(1)
+    expect(out.join('')).toContain(`${c[2]} is not an ancestor of ${c[1]} in ${build}`)
+    expect(half).toBe(2)
+    expect(out.join('')).toContain('--ostree-repo, --base and --commit go together')
+    expect(uploaded.error).toBe('')
+    expect(shown).toMatchObject({ number_of_commits: '2', base: { commit: c[0] }, commit1: { commit: c[2] }, commit2: { commit: c[1] } })
+    expect(applied).toMatchObject({ info: 'PCLI is now in the repo\n', error: '' })
+    expect(tip).toBe(c[2])
   })
 })
