@@ -16,7 +16,7 @@ import { computePatchStates, type Patchstate } from './patch-state.js'
 import { anyArch, archFits, compareBy, evrOf, familyOfDriver, nativeArch, splitEntry, type Family, type RuleFamily } from './inventory-index.js'
 import { analyzeSwupdHost, buildSwupdView, NO_SWUPD_PATCHES, type SwupdPatchFacts, type SwupdView } from './swupd-state.js'
 import {
-  NO_OLDER_VERSION, type FleetState, type HostAnalysis, type HostFacts, type NameResult, type PatchFacts, type PlanFile, type SourcePackage
+  NO_OLDER_VERSION, type FleetState, type HostAnalysis, type HostFacts, type NameResult, type PlanFile, type SourcePackage
 } from './fleet-types.js'
 
 export * from './fleet-types.js'
