@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process'
 /** Vitest global setup: fingerprints the host's package-tool state before the suite; the teardown fails the run if any of it changed. */
 import { readdir, rm } from 'node:fs/promises'
 import os from 'node:os'
@@ -23,6 +24,8 @@ async function removeDeadSandboxes (): Promise<void> {
   for (const name of await readdir(os.tmpdir())) {
     const m = new RegExp(`^${SANDBOX_PREFIX}(\\d+)$`).exec(name)
     if (m === null || isAlive(Number(m[1]))) continue
+    // OSTree deployments are immutable (chattr +i): lift that first, or rm fails with EPERM.
+    await new Promise<void>((resolve) => { execFile('chattr', ['-R', '-f', '-i', path.join(os.tmpdir(), name)], () => { resolve() }) })
     await rm(path.join(os.tmpdir(), name), { recursive: true, force: true })
   }
 }

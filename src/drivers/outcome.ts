@@ -225,6 +225,7 @@ export function checkFilePlan (plan: ApplyPlan, rule: { driver: 'deb' | 'rpm', e
     if (!rule.repo.test(r)) throw new DriverError('invalid-input', `repository must be a file:// or http(s):// URL, got ${JSON.stringify(r)}`)
   }
   if (plan.osVersion !== undefined) throw new DriverError('invalid-input', `the ${rule.driver} driver has no OS version to update to (osVersion is for swupd)`)
+  if (plan.deploy !== undefined || plan.rollback === true) throw new DriverError('invalid-input', `the ${rule.driver} driver deploys no OSTree commit (deploy and rollback are for ostree)`)
 }
 
 /**

@@ -232,6 +232,7 @@ function checkPlan (plan: ApplyPlan): void {
     if (!BUNDLE_NAME.test(b)) throw new DriverError('invalid-input', `not a bundle name: ${JSON.stringify(b)}`)
   }
   if ((plan.repos ?? []).length > 0) throw new DriverError('invalid-input', 'swupd takes no package repositories (repos must be empty)')
+  if (plan.deploy !== undefined || plan.rollback === true) throw new DriverError('invalid-input', 'the swupd driver deploys no OSTree commit (deploy and rollback are for ostree)')
   if (plan.osVersion !== undefined && plan.osVersion !== 'latest' && !/^[0-9]+$/.test(plan.osVersion)) {
     throw new DriverError('invalid-input', `osVersion must be a build number or 'latest', got ${JSON.stringify(plan.osVersion)}`)
   }

@@ -6,6 +6,7 @@ import { deb } from '../../src/drivers/deb.js'
 import { parseOsRelease } from '../../src/drivers/os-release.js'
 import { detectDriver, drivers, familyFromOsRelease } from '../../src/drivers/registry.js'
 import { rpm } from '../../src/drivers/rpm.js'
+import { DriverError } from '../../src/drivers/types.js'
 import { swupd } from '../../src/drivers/swupd.js'
 import { makeDebSysroot, makeRpmSysroot, makeSandbox, makeSwupdSysroot, removeSandboxes, sandboxTarget } from '../helpers/sandbox.js'
 import { requireRoot, requireTool } from '../helpers/tools.js'
@@ -77,5 +78,20 @@ describe('detectDriver', () => {
 
   it('rejects a relative sysroot', async () => {
     await expect(detectDriver(sandboxTarget('relative/root'))).rejects.toMatchObject({ reason: 'invalid-input' })
+  })
+})
+
+describe('plans meant for another driver', () => {
+  it('are refused by deb, rpm and swupd before anything runs when they ask to deploy or roll back an OSTree commit', async () => {
+    const deploy = { commit: 'a'.repeat(64), url: 'http://127.0.0.1:1/repo', ref: 'starlingx' }
+    const reasons: string[] = []
+    for (const d of [drivers.deb, drivers.rpm, drivers.swupd]) {
+      for (const extra of [{ deploy }, { rollback: true }]) {
+        const err = await d.apply(sandboxTarget('/nonexistent-sysroot-for-plan-checks'), { install: [], remove: [], ...extra }).then(() => null, (e: unknown) => e)
+        if (!(err instanceof DriverError)) throw new Error(`${d.id} accepted ${JSON.stringify(extra)}: ${String(err)}`)
+        reasons.push(`${d.id}:${err.reason}`)
+      }
+    }
+    expect(reasons).toEqual(['deb:invalid-input', 'deb:invalid-input', 'rpm:invalid-input', 'rpm:invalid-input', 'swupd:invalid-input', 'swupd:invalid-input'])
   })
 })
