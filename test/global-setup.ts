@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process'
 /** Vitest global setup: fingerprints the host's package-tool state before the suite; the teardown fails the run if any of it changed. */
+import { execFile } from 'node:child_process'
 import { readdir, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
