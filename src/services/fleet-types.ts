@@ -53,7 +53,7 @@ export interface HeldPackage {
 export const NO_OLDER_VERSION = 'no older version to go back to'
 
 export interface HostAnalysis {
-  /** The package family the rule used, or null for hosts it does not manage (swupd, ostree). */
+  /** The package family the rule compared (rpm, deb), or null for hosts it manages otherwise (swupd: see the `swupd` field of SwupdAnalysis) or not at all (ostree). */
   family: Family | null
   current: boolean
   /** `{name: "[epoch:]version-release@arch"}` of every managed package that needs a change. */
