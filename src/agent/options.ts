@@ -5,8 +5,10 @@ import { parseArgs } from 'node:util'
 import { SW_VERSION_PATTERN } from '../patchfile/metadata.js'
 import type { DriverId } from '../drivers/types.js'
 import { DEFAULT_BOOT_ID_FILE } from './boot-id.js'
+import { HOSTNAME_PATTERN as HOSTNAME_SOURCE } from '../schemas/patterns.js'
 
-export const HOSTNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/
+/** The controller's host name pattern (src/schemas/patterns.ts), as a RegExp. */
+export const HOSTNAME_PATTERN = new RegExp(HOSTNAME_SOURCE)
 /** Subfunction names (controller, worker, storage, lowlatency, ...), as the controller accepts them. */
 export const SUBFUNCTION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { closeSync, fstatSync, openSync, readFileSync, statSync, type BigIntStats } from 'node:fs'
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
-import { HOSTNAME_PATTERN } from '../schemas/agents.js'
+import { HOSTNAME_PATTERN } from '../schemas/patterns.js'
 
 export type TokenRole = 'admin' | 'reader' | 'agent'
 export const TOKEN_ROLES: readonly TokenRole[] = ['admin', 'reader', 'agent']

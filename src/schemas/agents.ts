@@ -2,8 +2,9 @@
 import { Type } from 'typebox'
 import { BUNDLE_NAME_PATTERN } from '../patchfile/ids.js'
 import { Timestamp } from './common.js'
+import { HOSTNAME_PATTERN } from './patterns.js'
 
-export const HOSTNAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$'
+export { HOSTNAME_PATTERN } from './patterns.js'
 export const PACKAGE_NAME = '^[A-Za-z0-9_][A-Za-z0-9+._~-]{0,254}$'
 const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'sha256 of the file, lowercase hex' })
 
