@@ -77,13 +77,16 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
   const queue = createMutationQueue({ audit: repos.audit })
   const events = createEventBus({ repo: repos.events, log })
   const catalog = createCatalog({ config, repos })
-  const fleet = createFleet({ repos, catalog, events, now })
+  // The OSTree feeds are built further down; the fleet reads their tips through this closure.
+  let ostreeTip: (release: string) => string | null = () => null
+  const fleet = createFleet({ repos, catalog, events, now, ostreeTip: (release) => ostreeTip(release) })
   const states = createPatchStates({ catalog, fleet })
   const installs = createInstalls({ config, repos, fleet, states, queue, events, log })
   const reports = createReports({ repos, fleet, installs, events, now })
   const hosts = createHostViews({ config, repos, fleet, installs, states, queue, events, log, now })
   const semantic = createSemanticChecker({ store, runner: opts.runner, timeoutMs: config.MPATCH_SEMANTIC_TIMEOUT_S * 1000, log })
   const ostreeFeeds = createOstreeFeeds({ config, runner: opts.runner, queue, events, log })
+  ostreeTip = ostreeFeeds.cachedTip
   const lifecycle = createPatchLifecycle({ config, repos, store, catalog, states, fleet, installs, queue, events, semantic, ostreeFeeds })
   const imports = createPatchImport({ config, repos, store, catalog, queue, events, log })
   const releases = createReleases({ config, repos, store, catalog, queue, events })
@@ -93,6 +96,7 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
   const enrollment = createEnrollment({ tokens, queue })
 
   catalog.reload()
+  if (opts.runner !== undefined) await ostreeFeeds.loadTips([config.MPATCH_SW_VERSION, ...repos.releases.list()]).catch((err: unknown) => { log.warn({ err }, 'reading the OSTree feed tips failed') })
   fleet.load()
   installs.load()
   let swept

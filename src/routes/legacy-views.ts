@@ -8,6 +8,7 @@ import { toLegacyContents, toLegacyPatchObject } from '../patchfile/metadata-leg
 import type { HostStatus, HostViews } from '../services/hosts.js'
 import type { Patchstate } from '../services/patch-state.js'
 import type { PatchQueries } from '../services/patch-queries.js'
+import type { OstreeAnalysis } from '../services/fleet-state.js'
 
 /** The legacy patch object (spec 2.4), keys in the order clients see them. */
 export type LegacyPatch = Record<string, string | string[]>
@@ -41,7 +42,9 @@ function legacyHost (s: HostStatus, secsSinceAck: number) {
     interim_state: s.interim,
     os: `${h.os.id} ${h.os.versionId}`.trim(),
     driver: h.driver,
-    arch: h.arch
+    arch: h.arch,
+    // [Debian] the commit an OSTree host has deployed (spec 5.1); only OSTree hosts carry it.
+    ...h.driver === 'ostree' ? { latest_sysroot_commit: (s.analysis as OstreeAnalysis).ostree?.deployed ?? null } : {}
   }
 }
 

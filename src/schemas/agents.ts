@@ -86,7 +86,12 @@ export const PlanAnswer = Type.Object({
   remove: Type.Array(Type.String(), { description: 'Package names to remove (name.arch / name:arch when installed for several architectures)' }),
   held: Type.Optional(Type.Array(HeldPackage, { description: 'Packages left as they are, with why' })),
   swupdVersion: Type.Optional(Type.String({ pattern: '^[0-9]{1,12}$', description: 'swupd hosts: the OS build to update (or go back) to' })),
-  bundles: Type.Optional(Type.Array(Type.String({ pattern: BUNDLE_NAME_PATTERN.source }), { maxItems: 1000, description: 'swupd hosts: bundles to add' }))
+  bundles: Type.Optional(Type.Array(Type.String({ pattern: BUNDLE_NAME_PATTERN.source }), { maxItems: 1000, description: 'swupd hosts: bundles to add' })),
+  deploy: Type.Optional(Type.Object({
+    commit: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'The commit to deploy (the feed tip)' }),
+    url: Type.String({ description: 'The release\'s feed repository, relative to the controller' }),
+    ref: Type.String({ description: 'The ref to pull it under (starlingx)' })
+  }, { description: 'OSTree hosts: what to pull and deploy' }))
 })
 
 export const InstallIdParams = Type.Object({

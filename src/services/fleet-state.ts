@@ -15,6 +15,7 @@ import type { Repostate } from '../db/patches.js'
 import { computePatchStates, type Patchstate } from './patch-state.js'
 import { anyArch, archFits, compareBy, evrOf, familyOfDriver, nativeArch, splitEntry, type Family, type RuleFamily } from './inventory-index.js'
 import { analyzeSwupdHost, buildSwupdView, NO_SWUPD_PATCHES, type SwupdPatchFacts, type SwupdView } from './swupd-state.js'
+import { analyzeOstreeHost, buildOstreeView, NO_OSTREE_FEED, type OstreePatchFacts, type OstreeView } from './ostree-state.js'
 import {
   NO_OLDER_VERSION, type FleetState, type HostAnalysis, type HostFacts, type NameResult, type PlanFile, type SourcePackage
 } from './fleet-types.js'
@@ -27,6 +28,7 @@ export {
 } from './inventory-index.js'
 
 export { OS_ENTRY, type SwupdAnalysis, type SwupdPatchFacts, type SwupdPlan } from './swupd-state.js'
+export { type OstreeAnalysis, type OstreePatchFacts, type OstreePlan } from './ostree-state.js'
 
 interface Candidate { evr: string, pkg: SourcePackage, repostate: Repostate | null, /** `evr\0arch`, as in an InventoryIndex */ key: string }
 
@@ -58,6 +60,8 @@ export interface GroupView {
   cmpCache: Map<string, Map<string, number>>
   /** swupd hosts: the release's swupd patches (null for package families). */
   swupd: SwupdView | null
+  /** OSTree hosts: the release's feed tip and OSTree patches (null otherwise). */
+  ostree: OstreeView | null
 }
 
 /** Highest version wins; at equal versions prefer a downloadable file, then the feed's. */
@@ -81,9 +85,13 @@ function archView (group: GroupView, view: NameView, arch: string): ArchView {
 }
 
 /** The shared view of hosts of one (release, family, arch); build once per catalogue change. */
-export function buildGroup (family: RuleFamily, swVersion: string, arch: string, sources: readonly SourcePackage[], patches: ReadonlyMap<string, SwupdPatchFacts>): GroupView {
+export function buildGroup (family: RuleFamily, swVersion: string, arch: string, sources: readonly SourcePackage[],
+  patches: ReadonlyMap<string, SwupdPatchFacts & OstreePatchFacts>, ostreeTip: string | null = null): GroupView {
   if (family === 'swupd') {
-    return { family, native: arch, names: new Map(), personality: new Map(), cmpCache: new Map(), swupd: buildSwupdView(swVersion, patches.values()) }
+    return { family, native: arch, names: new Map(), personality: new Map(), cmpCache: new Map(), swupd: buildSwupdView(swVersion, patches.values()), ostree: null }
+  }
+  if (family === 'ostree') {
+    return { family, native: arch, names: new Map(), personality: new Map(), cmpCache: new Map(), swupd: null, ostree: buildOstreeView(swVersion, ostreeTip, patches.values()) }
   }
   const names = new Map<string, NameView>()
   for (const s of sources) {
@@ -115,7 +123,7 @@ export function buildGroup (family: RuleFamily, swVersion: string, arch: string,
       }
     }
   }
-  return { family, native: nativeArch(family, arch), names, personality, cmpCache: new Map(), swupd: null }
+  return { family, native: nativeArch(family, arch), names, personality, cmpCache: new Map(), swupd: null, ostree: null }
 }
 
 /** The personality types a host belongs to: each subfunction, and all of them joined with `-` (legacy key). */
@@ -279,6 +287,7 @@ function typesOf (h: HostFacts): () => Set<string> {
 export function analyzeHost (h: HostFacts, group: GroupView): HostAnalysis {
   const family = group.family
   if (family === 'swupd') return analyzeSwupdHost(h, group.swupd ?? NO_SWUPD_PATCHES)
+  if (family === 'ostree') return analyzeOstreeHost(h, group.ostree ?? NO_OSTREE_FEED)
   const byName = new Map<string, NameResult>()
   const types = typesOf(h)
   for (const name of h.index.keys()) {
@@ -301,6 +310,7 @@ export function reanalyzeHost (h: HostFacts, group: GroupView, prev: HostAnalysi
   const family = group.family
   // A swupd host's analysis is one comparison: always redone whole.
   if (family === 'swupd') return analyzeSwupdHost(h, group.swupd ?? NO_SWUPD_PATCHES)
+  if (family === 'ostree') return analyzeOstreeHost(h, group.ostree ?? NO_OSTREE_FEED)
   // The previous analysis is replaced, never read again: its map is updated in place.
   const byName = prev.byName as Map<string, NameResult>
   const types = typesOf(h)

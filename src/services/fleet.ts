@@ -11,7 +11,7 @@ import type { Catalog } from './catalog.js'
 import type { EventBus } from './events.js'
 import {
   analyzeHost, buildGroup, evrOf, familyOfDriver, indexReport, reanalyzeHost, UNMANAGED,
-  type Duplicates, type GroupView, type HeldPackage, type HostAnalysis, type InventoryIndex, type PatchFacts, type SourcePackage
+  type Duplicates, type GroupView, type HeldPackage, type HostAnalysis, type InventoryIndex, type OstreePatchFacts, type PatchFacts, type SourcePackage, type SwupdPatchFacts
 } from './fleet-state.js'
 
 /** A held package on a host, for the `remove` answer's warnings. */
@@ -21,7 +21,7 @@ interface Indexed { key: string, index: InventoryIndex, duplicates: Duplicates }
 
 const reportMs = (h: HostRecord): number => Date.parse(h.lastReportAt)
 
-export function createFleet (deps: { repos: Repos, catalog: Catalog, events: EventBus, now: () => number }) {
+export function createFleet (deps: { repos: Repos, catalog: Catalog, events: EventBus, now: () => number, ostreeTip?: (release: string) => string | null }) {
   const { repos, catalog, now } = deps
 
   const hosts = new Map<string, HostRecord>()
@@ -48,7 +48,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   let feedGen = 0
   let sourcesKey = ''
   let sources: SourcePackage[] = []
-  let patchFacts = new Map<string, PatchFacts>()
+  let patchFacts = new Map<string, SwupdPatchFacts & OstreePatchFacts>()
   let groups = new Map<string, GroupView>()
   let rebootNames = new Map<string, Set<string>>()
   const analyses = new Map<string, { key: string, sourcesKey: string, hostGen: number, analysis: HostAnalysis }>()
@@ -115,7 +115,15 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     const before = patchPrints(patchFacts, sources)
     const from = sourcesKey
     sourcesKey = key
-    patchFacts = new Map(catalog.patches().map((p) => [p.id, { id: p.id, swVersion: p.swVersion, repostate: p.repostate, rebootRequired: p.rebootRequired, personalities: p.personalities, ...p.contents.swupd !== undefined ? { swupd: p.contents.swupd } : {} }]))
+    patchFacts = new Map(catalog.patches().map((p) => [p.id, {
+      id: p.id,
+      swVersion: p.swVersion,
+      repostate: p.repostate,
+      rebootRequired: p.rebootRequired,
+      personalities: p.personalities,
+      ...p.contents.swupd !== undefined ? { swupd: p.contents.swupd } : {},
+      ...p.contents.ostree !== undefined ? { ostree: { base: p.contents.ostree.base.commit, commits: p.contents.ostree.commits.map((c) => c.commit) } } : {}
+    }]))
     sources = [
       ...repos.feeds.all().map((f) => ({ ...f, patchId: null, available: true })),
       ...repos.patches.packageFiles().map((f) => ({ ...f, available: !f.pruned }))
@@ -156,7 +164,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     const gkey = `${h.swVersion}\0${family}\0${h.arch}`
     let group = groups.get(gkey)
     if (group === undefined) {
-      group = buildGroup(family, h.swVersion, h.arch, sources, patchFacts)
+      group = buildGroup(family, h.swVersion, h.arch, sources, patchFacts, family === 'ostree' ? (deps.ostreeTip?.(h.swVersion) ?? null) : null)
       groups.set(gkey, group)
     }
     return group

@@ -14,7 +14,7 @@ import type { Installs } from './installs.js'
 import type { PatchStates } from './states.js'
 import type { Caller, MutationQueue } from './queue.js'
 import type { LegacyResult } from './results.js'
-import type { Duplicates, HeldPackage, HostAnalysis, PlanFile, SwupdPlan } from './fleet-state.js'
+import type { Duplicates, HeldPackage, HostAnalysis, OstreePlan, PlanFile, SwupdPlan } from './fleet-state.js'
 
 export interface HostPlan {
   current: boolean
@@ -27,6 +27,8 @@ export interface HostPlan {
   swupdVersion?: string
   /** swupd hosts: bundles to add. */
   bundles?: string[]
+  /** OSTree hosts: the commit to deploy, pulled from the release's feed repository. */
+  deploy?: { commit: string, url: string, ref: string }
 }
 
 /** Everything a host view shows, in one place (native names; the legacy adapter renders query_hosts from it). */
@@ -50,6 +52,11 @@ export interface HostStatus {
 function swupdPlan (a: HostAnalysis): Pick<HostPlan, 'swupdVersion' | 'bundles'> {
   const p: SwupdPlan = a.plan
   return { ...p.swupdVersion !== undefined ? { swupdVersion: p.swupdVersion } : {}, ...p.bundles !== undefined ? { bundles: p.bundles } : {} }
+}
+
+function ostreePlan (a: HostAnalysis, release: string): Pick<HostPlan, 'deploy'> {
+  const commit = (a.plan as OstreePlan).deploy
+  return commit === undefined ? {} : { deploy: { commit, url: `/api/v1/ostree/${release}/repo`, ref: 'starlingx' } }
 }
 
 const heldView = (a: HostAnalysis): HostPlan['held'] => a.held.map(({ name, arch, installed, reason }) => ({ name, arch, installed, reason }))
@@ -163,7 +170,8 @@ export function createHostViews (deps: { config: Config, repos: Repos, fleet: Fl
         install: a.plan.install.map((f) => ({ ...f, url: `/api/v1/content/${f.sha256}` })),
         remove: a.plan.remove,
         held: heldView(a),
-        ...swupdPlan(a)
+        ...swupdPlan(a),
+        ...ostreePlan(a, h.swVersion)
       }
     },
 

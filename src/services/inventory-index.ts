@@ -10,7 +10,7 @@ import type { HostPackage } from '../db/hosts.js'
 export type Family = 'rpm' | 'deb'
 
 /** What the state rule manages a host by: a package family, or swupd's one OS build (its bundles carry it as their version). */
-export type RuleFamily = Family | 'swupd'
+export type RuleFamily = Family | 'swupd' | 'ostree'
 
 /**
  * A host's installed packages by name: per architecture the highest version installed, as
@@ -58,11 +58,17 @@ export function compareBuildNumbers (a: string, b: string): number {
 }
 
 /** Each family's own version comparison (rpmvercmp, Debian rules, swupd build numbers). */
-export const compareBy: Record<RuleFamily, (a: string, b: string) => number> = { rpm: compareRpmVersions, deb: compareDebVersions, swupd: compareBuildNumbers }
+export const compareBy: Record<RuleFamily, (a: string, b: string) => number> = {
+  rpm: compareRpmVersions,
+  deb: compareDebVersions,
+  swupd: compareBuildNumbers,
+  // Commits have no order of their own; the OSTree rule compares them with the feed's chain instead.
+  ostree: (a, b) => a === b ? 0 : a < b ? -1 : 1
+}
 
-/** The family a driver's hosts are managed by with this rule (ostree: not yet). */
+/** The family a driver's hosts are managed by with this rule. */
 export function familyOfDriver (driver: string): RuleFamily | null {
-  return driver === 'rpm' || driver === 'deb' || driver === 'swupd' ? driver : null
+  return driver === 'rpm' || driver === 'deb' || driver === 'swupd' || driver === 'ostree' ? driver : null
 }
 
 const DEB_ARCH: Record<string, string> = { x86_64: 'amd64', aarch64: 'arm64', i686: 'i386', armv7l: 'armhf', ppc64le: 'ppc64el', s390x: 's390x' }
@@ -80,7 +86,7 @@ export function nativeArch (family: RuleFamily, hostArch: string): string {
 /** Whether a package of `pkgArch` installs on a host of `hostArch` (uname style) in `family`. */
 export function archFits (family: RuleFamily, hostArch: string, pkgArch: string): boolean {
   // Bundles carry the arch the driver reports (Clear Linux is x86_64 only): every one counts.
-  if (family === 'swupd') return true
+  if (family === 'swupd' || family === 'ostree') return true
   if (family === 'rpm') return pkgArch === 'noarch' || pkgArch === hostArch || (hostArch === 'x86_64' && /^i[3-6]86$/.test(pkgArch))
   const native = nativeArch(family, hostArch)
   return pkgArch === 'all' || pkgArch === native || pkgArch === DEB_FOREIGN[native]
@@ -101,6 +107,12 @@ export function indexReport (family: RuleFamily | null, hostArch: string, packag
   const byName = new Map<string, Map<string, string>>()
   const duplicates: Duplicates = {}
   if (family === null) return { index: new Map(), duplicates }
+  // OSTree: deployments in status order; the index keeps each stateroot's first (default) one.
+  if (family === 'ostree') {
+    const index = new Map<string, string>()
+    for (const p of packages) if (!index.has(p.name)) index.set(intern(p.name), intern(`${p.version}\0${p.arch}`))
+    return { index, duplicates }
+  }
   const cmp = compareBy[family]
   let dup: Set<string> | undefined
   for (const p of packages) {

@@ -55,8 +55,12 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
     return r.exitCode === 0 && COMMIT.test(commit) ? commit : null
   }
 
+  // Feed tips in memory, for the state rule (which is synchronous); kept by every change here.
+  const tips = new Map<string, string | null>()
+
   /** Points the feed's ref at `commit` and refreshes the summary. */
   async function setTip (repo: string, commit: string): Promise<void> {
+    tips.set(path.basename(path.dirname(repo)), commit)
     if ((await tip(repo, FEED_REF)) !== null) await ostree([`--repo=${repo}`, 'refs', '--delete', FEED_REF])
     const set = await ostree([`--repo=${repo}`, 'refs', `--create=${FEED_REF}`, commit])
     if (set.exitCode !== 0) throw new Error(`ostree refs --create: ${set.stderr.trim()}`)
@@ -70,6 +74,14 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
 
     /** The feed tip of a release (null while empty). */
     tip: async (release: string): Promise<string | null> => await tip(repoOf(release), FEED_REF),
+
+    /** The feed tip as last loaded or set (null: empty or not loaded). */
+    cachedTip: (release: string): string | null => tips.get(release) ?? null,
+
+    /** Reads the tips of these releases (at start). */
+    async loadTips (releases: readonly string[]): Promise<void> {
+      for (const r of releases) tips.set(r, await tip(repoOf(r), FEED_REF).catch(() => null))
+    },
 
     /**
      * apply's OSTree step (spec 3.4 [Debian], D6), called inside the queued apply: every patch's
