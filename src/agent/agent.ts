@@ -17,6 +17,7 @@ import { detectDriver, drivers } from '../drivers/registry.js'
 import { createLocalExecutor } from '../drivers/runner.js'
 import type { RunnerLog } from '../drivers/runner.js'
 import type { Driver, Target } from '../drivers/types.js'
+import { ostree } from '../drivers/ostree.js'
 import { createWaker } from './backoff.js'
 import { createAgentClient } from './client.js'
 import type { AgentClient } from './client.js'
@@ -130,7 +131,7 @@ async function startLocked (options: AgentOptions, deps: AgentDeps, log: Logger,
   }
   let driver: Driver
   if (options.driver !== null) {
-    driver = drivers[options.driver]
+    driver = options.driver === 'ostree' ? ostree : drivers[options.driver]
   } else {
     const detection = await detectDriver(target)
     driver = detection.driver

@@ -79,6 +79,8 @@ export interface Plan {
   osVersion?: string
   /** swupd hosts: bundles to add. */
   bundles?: string[]
+  /** OSTree hosts: the commit to pull from the controller's feed (`url`, relative to it) and deploy. */
+  deploy?: { commit: string, url: string, ref: string }
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/
@@ -321,6 +323,12 @@ export function parsePlan (v: unknown): Plan {
   if (v.bundles !== undefined && v.bundles !== null) {
     if (!Array.isArray(v.bundles)) return garbled('bundles is not a list', v.bundles)
     plan.bundles = v.bundles.map((b) => typeof b === 'string' && BUNDLE_NAME_PATTERN.test(b) ? b : garbled('bad bundle name', b))
+  }
+  if (v.deploy !== undefined && v.deploy !== null) {
+    const d = v.deploy
+    if (!isObject(d) || typeof d.commit !== 'string' || !SHA256_HEX.test(d.commit) || typeof d.url !== 'string' || !/^\/api\/v1\/ostree\/[A-Za-z0-9._-]+\/repo$/.test(d.url) ||
+      typeof d.ref !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/.test(d.ref)) return garbled('bad deploy', d)
+    plan.deploy = { commit: d.commit, url: d.url, ref: d.ref }
   }
   return plan
 }

@@ -2,7 +2,7 @@
  * What the agent knows about its host: the installed packages, the reboot status (one snapshot of
  * both, reused while a package tool runs), the node lock file, and the report body built from them.
  */
-import { stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import os from 'node:os'
 import type { Logger } from 'pino'
 import { readOsRelease } from '../drivers/os-release.js'
@@ -69,6 +69,11 @@ export function createHostFacts (ctx: AgentContext): HostFacts {
 
   async function snapshot (): Promise<Snapshot | null> {
     if (run.agentState === 'installing' && cached !== null) return cached
+    // An OSTree sandbox boots nothing: the test names the booted commit in a file.
+    if (options.bootedCommitFile !== null) {
+      const booted = (await readFile(options.bootedCommitFile, 'utf8').catch(() => '')).trim()
+      target.bootedCommit = /^[0-9a-f]{64}$/.test(booted) ? booted : undefined
+    }
     const inv = await readInventory(driver, target, log)
     if (inv === null) return null
     let reboot = { required: false, reasons: [] as string[] }

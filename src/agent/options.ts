@@ -3,7 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { SW_VERSION_PATTERN } from '../patchfile/metadata.js'
-import type { DriverId } from '../drivers/types.js'
+import type { AnyDriverId } from '../drivers/types.js'
 import { DEFAULT_BOOT_ID_FILE } from './boot-id.js'
 import { HOSTNAME_PATTERN as HOSTNAME_SOURCE } from '../schemas/patterns.js'
 
@@ -14,7 +14,7 @@ export const SUBFUNCTION_PATTERN = /^[a-z][a-z0-9-]{0,31}$/
 
 export const NODETYPES = ['controller', 'worker', 'storage'] as const
 export type Nodetype = typeof NODETYPES[number]
-export const DRIVER_IDS: readonly DriverId[] = ['deb', 'rpm', 'swupd']
+export const DRIVER_IDS: readonly AnyDriverId[] = ['deb', 'rpm', 'swupd', 'ostree']
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
 
@@ -29,14 +29,16 @@ export interface AgentOptions {
   sysroot: string
   /** Absolute path of the agent's own folder (state file, downloads, driver state). */
   stateDir: string
-  /** null: detect from the sysroot. */
-  driver: DriverId | null
+  /** null: detect from the sysroot (ostree is never detected: name it). */
+  driver: AnyDriverId | null
   nodetype: Nodetype
   subfunctions: string[]
   /** The node-lock flag as a path inside the sysroot (absolute, as given). */
   lockFile: string
   /** Absolute path of the running kernel's boot id (outside the sysroot), re-read for every report. */
   bootIdFile: string
+  /** OSTree sandboxes: a file holding the booted commit (a real host reads it from /proc/cmdline); re-read for every report. */
+  bootedCommitFile: string | null
   /** Seconds between reports (and the cap of every retry back-off). */
   intervalS: number
   /** Report once, then exit. */
@@ -57,7 +59,8 @@ export const AGENT_USAGE = `Usage:
       --hostname H         default: this machine's hostname
       --sysroot DIR        default /
       --state-dir DIR      default /var/lib/multios-patch-agent
-      --driver deb|rpm|swupd   default: detected from the sysroot
+      --driver deb|rpm|swupd|ostree   default: detected from the sysroot (ostree: name it)
+      --booted-commit-file PATH   ostree in a sandbox: the file holding the booted commit
       --nodetype controller|worker|storage   default controller
       --subfunctions a,b   default: the nodetype
       --lock-file PATH     node-lock flag inside the sysroot, default /var/run/.node_locked
@@ -103,6 +106,7 @@ export function parseAgentOptions (argv: string[], defaultHostname: string = os.
         subfunctions: { type: 'string' },
         'lock-file': { type: 'string' },
         'boot-id-file': { type: 'string' },
+        'booted-commit-file': { type: 'string' },
         'sw-version': { type: 'string' },
         interval: { type: 'string' },
         'log-level': { type: 'string' },
@@ -129,10 +133,10 @@ export function parseAgentOptions (argv: string[], defaultHostname: string = os.
   const stateDir = directoryPath(values['state-dir'] ?? '/var/lib/multios-patch-agent', '--state-dir')
   if (stateDir === '/') throw new AgentUsageError('--state-dir must not be /')
 
-  let driver: DriverId | null = null
+  let driver: AnyDriverId | null = null
   if (values.driver !== undefined) {
     if (!(DRIVER_IDS as string[]).includes(values.driver)) throw new AgentUsageError(`invalid --driver ${JSON.stringify(values.driver)} (expected ${DRIVER_IDS.join(', ')})`)
-    driver = values.driver as DriverId
+    driver = values.driver as AnyDriverId
   }
 
   const nodetype = values.nodetype ?? 'controller'
@@ -187,6 +191,7 @@ export function parseAgentOptions (argv: string[], defaultHostname: string = os.
     subfunctions,
     lockFile: path.posix.normalize(lockFile),
     bootIdFile: path.resolve(bootIdFile),
+    bootedCommitFile: values['booted-commit-file'] === undefined ? null : filePath(values['booted-commit-file'], '--booted-commit-file'),
     intervalS,
     once: values.once === true,
     swVersion,

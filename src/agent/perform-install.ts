@@ -48,7 +48,7 @@ export async function performInstall (ctx: AgentContext, facts: HostFacts, ilog:
       return await failed(stopSignal.aborted ? 'interrupted' : 'plan-failed', `cannot get the plan: ${errorText(err)}`)
     }
     const bundles = plan.bundles ?? []
-    if (plan.current || (plan.install.length === 0 && plan.remove.length === 0 && plan.osVersion === undefined && bundles.length === 0)) {
+    if (plan.current || (plan.install.length === 0 && plan.remove.length === 0 && plan.osVersion === undefined && bundles.length === 0 && plan.deploy === undefined)) {
       ilog.info('the host is current: nothing to install')
       const inv = await facts.readInventory()
       return { status: 'success', message: 'nothing to do: the host is current', changed: [], ...inv !== null ? { inventory: inv.entries, inventoryHash: inv.hash } : {} }
@@ -76,7 +76,13 @@ export async function performInstall (ctx: AgentContext, facts: HostFacts, ilog:
     let outcome
     try {
       // swupd takes bundle names where package drivers take files (a swupd plan has no files).
-      outcome = await driver.apply(installTarget, { install: [...files, ...bundles], remove: plan.remove, ...plan.osVersion !== undefined ? { osVersion: plan.osVersion } : {} })
+      outcome = await driver.apply(installTarget, {
+        install: [...files, ...bundles],
+        remove: plan.remove,
+        ...plan.osVersion !== undefined ? { osVersion: plan.osVersion } : {},
+        // OSTree: pull the commit from the controller's feed repository and deploy it.
+        ...plan.deploy !== undefined ? { deploy: { commit: plan.deploy.commit, url: ctx.options.controller + plan.deploy.url, ref: plan.deploy.ref } } : {}
+      })
     } catch (err) {
       if (err instanceof DriverError && err.reason === 'invalid-input') return await failed('plan-failed', `the driver refused the plan: ${err.message}`)
       throw err

@@ -118,7 +118,8 @@ export async function deployments (target: Target): Promise<Deployment[]> {
 
 /** Deployments as inventory rows: name = stateroot, version = commit checksum, in status order. */
 export function toInstalled (list: Deployment[]): InstalledPackage[] {
-  return list.map((d) => ({ name: d.stateroot, epoch: null, version: d.checksum, release: null, arch: DEPLOY_ARCH }))
+  // `release` is the deployment's place in the boot order ('0' = the default): inventories are sorted, the order must survive.
+  return list.map((d, i) => ({ name: d.stateroot, epoch: null, version: d.checksum, release: String(i), arch: DEPLOY_ARCH }))
 }
 
 async function listInstalled (target: Target): Promise<InstalledPackage[]> {

@@ -107,11 +107,16 @@ export function indexReport (family: RuleFamily | null, hostArch: string, packag
   const byName = new Map<string, Map<string, string>>()
   const duplicates: Duplicates = {}
   if (family === null) return { index: new Map(), duplicates }
-  // OSTree: deployments in status order; the index keeps each stateroot's first (default) one.
+  // OSTree: one row per deployment, `release` its place in the boot order; the index keeps each
+  // stateroot's default deployment (the lowest place).
   if (family === 'ostree') {
-    const index = new Map<string, string>()
-    for (const p of packages) if (!index.has(p.name)) index.set(intern(p.name), intern(`${p.version}\0${p.arch}`))
-    return { index, duplicates }
+    const best = new Map<string, { at: number, entry: string }>()
+    for (const p of packages) {
+      const at = Number(p.release ?? Number.MAX_SAFE_INTEGER)
+      const cur = best.get(p.name)
+      if (cur === undefined || at < cur.at) best.set(p.name, { at, entry: `${p.version}\0${p.arch}` })
+    }
+    return { index: new Map([...best].map(([name, v]) => [intern(name), intern(v.entry)])), duplicates }
   }
   const cmp = compareBy[family]
   let dup: Set<string> | undefined

@@ -97,6 +97,7 @@ async function host (opts: { seed?: string[], locked?: boolean, rejectedHoldMs?:
         subfunctions: ['worker'],
         lockFile: '/var/run/.node_locked',
         bootIdFile,
+        bootedCommitFile: null,
         intervalS: 1,
         once: false,
         swVersion: '22.12',

@@ -30,6 +30,7 @@ describe('parseAgentOptions', () => {
       subfunctions: ['controller'],
       lockFile: '/var/run/.node_locked',
       bootIdFile: '/proc/sys/kernel/random/boot_id',
+      bootedCommitFile: null,
       intervalS: 30,
       once: false,
       swVersion: '22.12',
@@ -43,7 +44,7 @@ describe('parseAgentOptions', () => {
   it('takes every option, resolves folders and defaults subfunctions to the nodetype', () => {
     const o = parseAgentOptions([
       '--controller', 'https://ctl:8443/prefix/', '--hostname', 'compute-1', '--sysroot', '/srv/root/', '--state-dir', 'rel/state',
-      '--driver', 'rpm', '--nodetype', 'worker', '--lock-file', '/run//.locked', '--boot-id-file', 'rel/boot_id', '--interval', '0.5', '--once',
+      '--driver', 'ostree', '--nodetype', 'worker', '--lock-file', '/run//.locked', '--boot-id-file', 'rel/boot_id', '--booted-commit-file', 'rel/booted', '--interval', '0.5', '--once',
       '--sw-version', '23.09', '--log-level', 'silent', '--token-file', 'rel/tok', '--enroll-secret-file', '/etc/mpatch/secret',
       '--ca', 'rel/ca.pem'
     ], 'ignored')
@@ -53,11 +54,12 @@ describe('parseAgentOptions', () => {
       hostname: 'compute-1',
       sysroot: '/srv/root',
       stateDir: path.resolve('rel/state'),
-      driver: 'rpm',
+      driver: 'ostree',
       nodetype: 'worker',
       subfunctions: ['worker'],
       lockFile: '/run/.locked',
       bootIdFile: path.resolve('rel/boot_id'),
+      bootedCommitFile: path.resolve('rel/booted'),
       intervalS: 0.5,
       once: true,
       swVersion: '23.09',

@@ -84,7 +84,7 @@ describe('ostree driver against a sandbox sysroot', () => {
     expect(await ostree.detect(empty)).toBe(false)
     expect(list).toMatchObject([{ index: 0, stateroot: 'debian', checksum: C0, serial: 0, version: '1.0', origin: C0, booted: false }])
     expect(formatAdminStatus(list)).toBe(await realStatus(t))
-    expect(await ostree.listInstalled(t)).toEqual([{ name: 'debian', epoch: null, version: C0, release: null, arch: 'all' }])
+    expect(await ostree.listInstalled(t)).toEqual([{ name: 'debian', epoch: null, version: C0, release: '0', arch: 'all' }])
     await expect(ostree.listInstalled(empty)).rejects.toMatchObject({ name: 'DriverError', reason: 'database-missing' })
   })
 

@@ -72,7 +72,7 @@ describe('OSTree hosts', () => {
       const { payload, headers } = multipart([{ name: 'file', filename: `${id}.patch`, content: await readFile(patch[id]) }])
       expect((await app.inject({ method: 'POST', url: '/v1/upload', payload, headers })).json().error).toBe('')
     }
-    const at = async (host: string, commitNow: string) => await postReport(app, host, { inventory: [['debian', commitNow, null, 'all']], hash: commitNow, locked: true, extra: { driver: 'ostree', os: { id: 'debian', versionId: '11', prettyName: 'StarlingX' } } })
+    const at = async (host: string, commitNow: string) => await postReport(app, host, { inventory: [['debian', commitNow, '0', 'all']], hash: commitNow, locked: true, extra: { driver: 'ostree', os: { id: 'debian', versionId: '11', prettyName: 'StarlingX' } } })
     const hostOf = async (h: string) => (await app.inject({ url: '/v1/query_hosts' })).json().data.find((x: any) => x.hostname === h)
     const states = async () => Object.fromEntries(Object.entries((await app.inject({ url: '/v1/query' })).json().pd).map(([id, p]: [string, any]) => [id, p.patchstate]))
     const plan = async (h: string) => (await app.inject({ url: `/api/v1/agents/${h}/plan` })).json()
