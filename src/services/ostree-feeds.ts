@@ -157,7 +157,7 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
           const init = await ostree([`--repo=${repo}`, 'init', '--mode=archive'])
           if (init.exitCode !== 0) throw new Error(`ostree init: ${init.stderr.trim()}`)
         }
-        const pull = await ostree([`--repo=${repo}`, 'pull-local', real, wanted])
+        const pull = await ostree([`--repo=${repo}`, 'pull-local', '--depth=-1', real, wanted])
         if (pull.exitCode !== 0) return refuse(new OstreeFeedError(422, `ostree pull-local from ${source} failed: ${pull.stderr.trim()}`))
         await setTip(repo, wanted)
         events.emit({ type: 'feed', release, added: 1 })

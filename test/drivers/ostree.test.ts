@@ -1,8 +1,9 @@
-/** Tests of the ostree driver with the real ostree against sandbox sysroots, pulling commits from an archive repository served by a real HTTP server. */
-import { createReadStream } from 'node:fs'
-import { readdir, readFile, stat } from 'node:fs/promises'
-import http from 'node:http'
+/** Tests of the ostree driver with the real ostree against sandbox sysroots, pulling commits from the controller's OSTree feed route (a real listening controller app). */
+import { readdir, readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
+import { buildApp, type App } from '../../src/app.js'
+import { defaultConfig } from '../../src/config.js'
+import { createLocalRunner } from '../../src/drivers/runner.js'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { adminArgs, bootedFromCmdline, deployArgs, deployCommit, deployments, ostree, pullArgs, remoteAddArgs } from '../../src/drivers/ostree.js'
@@ -16,29 +17,11 @@ import { requireRoot, requireTool } from '../helpers/tools.js'
 
 let feedDir: string
 let feedUrl: string
-let server: http.Server
+let server: App
 let requests: string[] = []
 let C0: string
 let C1: string
 let C2: string
-
-/** Serves the files of the archive repository read-only, as `ostree pull` needs (GET of objects, config, refs). */
-function serveDir (dir: string): http.Server {
-  return http.createServer((req, res) => {
-    const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
-    const file = path.join(dir, path.normalize(rel))
-    requests.push(rel)
-    if (req.method !== 'GET' || !file.startsWith(dir + path.sep)) {
-      res.writeHead(405).end()
-      return
-    }
-    stat(file).then((st) => {
-      if (!st.isFile()) throw new Error('not a file')
-      res.writeHead(200, { 'content-length': st.size })
-      createReadStream(file).pipe(res)
-    }).catch(() => { res.writeHead(404).end() })
-  })
-}
 
 beforeAll(async () => {
   requireRoot()
@@ -48,12 +31,17 @@ beforeAll(async () => {
   C0 = await ostreeCommit(feedDir, 'starlingx', await writeOstreeTree(path.join(box, 'tree0'), 'c0'), '1.0')
   C1 = await ostreeCommit(feedDir, 'starlingx', await writeOstreeTree(path.join(box, 'tree1'), 'c1'), '1.1')
   C2 = await ostreeCommit(feedDir, 'starlingx', await writeOstreeTree(path.join(box, 'tree2'), 'c2'), '1.2')
-  server = serveDir(feedDir)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  feedUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  // The controller: its feed takes the repository, then agents pull from /api/v1/ostree/<release>/repo.
+  server = await buildApp({ config: defaultConfig({ MPATCH_DATA_DIR: path.join(box, 'controller'), MPATCH_UPLOAD_DIRS: box, MPATCH_LOG_LEVEL: 'silent' }), runner: createLocalRunner() })
+  const prefix = '/api/v1/ostree/22.12/repo'
+  server.addHook('onRequest', async (request) => { if (request.url.startsWith(prefix)) requests.push(request.url.slice(prefix.length)) })
+  const fed = await server.inject({ method: 'POST', url: '/api/v1/releases/22.12/ostree', payload: { source: feedDir } })
+  if (fed.statusCode !== 200) throw new Error(`the controller refused the feed: ${fed.body}`)
+  await server.listen({ host: '127.0.0.1', port: 0 })
+  feedUrl = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}${prefix}`
 })
 afterAll(async () => {
-  await new Promise((resolve) => server?.close(resolve))
+  await server?.close()
   await releaseOstreeSandboxes()
   await removeSandboxes()
 })
