@@ -101,6 +101,8 @@ export interface AgentClient {
   postResult (installId: number, result: InstallResult, signal: AbortSignal): Promise<void>
   /** Streams a plan file to `dest`, checking size and sha256; removes `dest` on any failure. */
   download (file: PlanFile, dest: string, signal: AbortSignal): Promise<void>
+  /** The agent's token, for tools that fetch from the controller themselves (ostree pull); null: none. */
+  token (): string | null
 }
 
 export interface ClientDeps {
@@ -170,6 +172,8 @@ export function createAgentClient (controller: string, hostname: string, deps: C
   }
 
   return {
+    token: () => auth?.current() ?? null,
+
     async report (body, signal) {
       const answer = await call('POST', `${agentPath}/report`, body, signal, CALL_TIMEOUT_MS)
       return parseReportAnswer(answer)

@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import { formatEvr } from '../drivers/outcome.js'
 import { createLocalExecutor } from '../drivers/runner.js'
 import { DriverError } from '../drivers/types.js'
-import type { Target } from '../drivers/types.js'
+import type { OstreeDeploy, Target } from '../drivers/types.js'
 import { backoffMs } from './backoff.js'
 import { ControllerError, DownloadError } from './client.js'
 import type { Plan } from './client.js'
@@ -39,6 +39,17 @@ export async function performInstall (ctx: AgentContext, facts: HostFacts, ilog:
     const inv = await facts.readInventory()
     ilog.warn({ reason, message }, 'install failed')
     return { status: 'failed', reason, message: message.slice(0, MESSAGE_MAX), ...inv !== null ? { inventory: inv.entries, inventoryHash: inv.hash } : {} }
+  }
+  // The agent's own credentials go with the pull: its token, and --ca for an https controller.
+  const deployOf = (d: NonNullable<Plan['deploy']>): OstreeDeploy => {
+    const token = client.token()
+    return {
+      commit: d.commit,
+      url: ctx.options.controller + d.url,
+      ref: d.ref,
+      ...token !== null ? { headers: { 'X-Auth-Token': token } } : {},
+      ...ctx.options.caFile !== null ? { caFile: ctx.options.caFile } : {}
+    }
   }
   try {
     let plan: Plan
@@ -81,7 +92,7 @@ export async function performInstall (ctx: AgentContext, facts: HostFacts, ilog:
         remove: plan.remove,
         ...plan.osVersion !== undefined ? { osVersion: plan.osVersion } : {},
         // OSTree: pull the commit from the controller's feed repository and deploy it.
-        ...plan.deploy !== undefined ? { deploy: { commit: plan.deploy.commit, url: ctx.options.controller + plan.deploy.url, ref: plan.deploy.ref } } : {}
+        ...plan.deploy !== undefined ? { deploy: deployOf(plan.deploy) } : {}
       })
     } catch (err) {
       if (err instanceof DriverError && err.reason === 'invalid-input') return await failed('plan-failed', `the driver refused the plan: ${err.message}`)

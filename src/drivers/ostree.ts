@@ -57,13 +57,13 @@ export function adminArgs (target: Target, sub: 'status' | 'deploy' | 'undeploy'
 }
 
 /** `ostree remote add --force --no-gpg-verify [--repo=…] <remote> <url> <ref>` argv. */
-export function remoteAddArgs (target: Target, remote: string, url: string, ref: string): string[] {
-  return ['remote', 'add', ...repoArgs(target), '--force', '--no-gpg-verify', remote, url, ref]
+export function remoteAddArgs (target: Target, remote: string, url: string, ref: string, caFile?: string): string[] {
+  return ['remote', 'add', ...repoArgs(target), '--force', '--no-gpg-verify', ...caFile !== undefined ? [`--set=tls-ca-path=${caFile}`] : [], remote, url, ref]
 }
 
 /** `ostree pull [--repo=…] <remote> <ref>@<commit>` argv. */
-export function pullArgs (target: Target, remote: string, ref: string, commit: string): string[] {
-  return ['pull', ...repoArgs(target), remote, `${ref}@${commit}`]
+export function pullArgs (target: Target, remote: string, ref: string, commit: string, headers: Record<string, string> = {}): string[] {
+  return ['pull', ...repoArgs(target), ...Object.entries(headers).map(([k, v]) => `--http-header=${k}=${v}`), remote, `${ref}@${commit}`]
 }
 
 /** `ostree admin deploy … --os=<stateroot> --retain --no-prune <refspec>` argv; --retain keeps every earlier deployment. */
@@ -137,6 +137,10 @@ function checkPlan (plan: ApplyPlan): void {
   if (d === undefined) return
   if (!isChecksum(d.commit)) throw new DriverError('invalid-input', `deploy.commit must be a 64-hex-digit checksum, got ${JSON.stringify(d.commit)}`)
   if (!URL_FORM.test(d.url)) throw new DriverError('invalid-input', `deploy.url must be an http(s):// or file:// URL, got ${JSON.stringify(d.url)}`)
+  for (const [k, v] of Object.entries(d.headers ?? {})) {
+    if (!/^[A-Za-z0-9-]{1,64}$/.test(k) || /[\0\r\n]/.test(v) || v.length > 4096) throw new DriverError('invalid-input', `bad deploy header ${JSON.stringify(k)}`)
+  }
+  if (d.caFile !== undefined && (!d.caFile.startsWith('/') || /[\0\r\n]/.test(d.caFile))) throw new DriverError('invalid-input', `deploy.caFile must be an absolute path, got ${JSON.stringify(d.caFile)}`)
   if (!REF.test(d.ref) || d.ref.includes('..')) throw new DriverError('invalid-input', `not an ostree ref: ${JSON.stringify(d.ref)}`)
   for (const [what, v] of [['remote', d.remote], ['stateroot', d.stateroot]] as const) {
     if (v !== undefined && !NAME.test(v)) throw new DriverError('invalid-input', `not an ostree ${what} name: ${JSON.stringify(v)}`)
@@ -177,9 +181,9 @@ export function pullFailure (res: CommandResult, d: OstreeDeploy): Failure {
 
 async function runDeploy (session: ApplySession, target: Target, d: OstreeDeploy, stateroot: string): Promise<Failure | undefined> {
   const remote = d.remote ?? DEFAULT_REMOTE
-  let res = await session.run('ostree', remoteAddArgs(target, remote, d.url, d.ref))
+  let res = await session.run('ostree', remoteAddArgs(target, remote, d.url, d.ref, d.caFile))
   if (res.exitCode !== 0) return { reason: 'command-failed', message: `ostree remote add ${remote} ${d.url} failed (exit ${res.exitCode}): ${res.stderr.trim().slice(-300)}` }
-  res = await session.run('ostree', pullArgs(target, remote, d.ref, d.commit))
+  res = await session.run('ostree', pullArgs(target, remote, d.ref, d.commit, d.headers))
   if (res.exitCode !== 0) return pullFailure(res, d)
   res = await session.run('ostree', deployArgs(target, stateroot, `${remote}:${d.ref}`))
   if (res.exitCode !== 0) return { reason: 'command-failed', message: `ostree admin deploy of ${d.commit} failed (exit ${res.exitCode}): ${res.stderr.trim().slice(-300)}` }

@@ -124,6 +124,10 @@ export interface OstreeDeploy {
   remote?: string
   /** The stateroot to deploy into (default: the default deployment's, else the only one in ostree/deploy). */
   stateroot?: string
+  /** HTTP headers of the pull (the agent's token on the authenticated listener). */
+  headers?: Record<string, string>
+  /** PEM file of the certificate authority an https `url` is checked against (the remote's tls-ca-path). */
+  caFile?: string
 }
 
 /** The fixed set of failure reasons an apply reports. */

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net'
 import { buildApp, type App } from '../../src/app.js'
 import { defaultConfig } from '../../src/config.js'
 import { createLocalRunner } from '../../src/drivers/runner.js'
+import { createIdentityVerifier } from '../../src/auth/identities.js'
+import { createTokenStore } from '../../src/auth/tokens.js'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { adminArgs, bootedFromCmdline, deployArgs, deployCommit, deployments, ostree, pullArgs, remoteAddArgs } from '../../src/drivers/ostree.js'
@@ -104,6 +106,37 @@ describe('ostree driver against a sandbox sysroot', () => {
     expect(await ostree.rebootRequired(t)).toMatchObject({ required: true, reasons: [{ kind: 'deployment' }] })
     expect(await ostree.rebootRequired({ ...t, bootedCommit: C1 })).toEqual({ required: false, reasons: [] })
     expect(ms).toBeLessThan(5000)
+  })
+
+  it('pulls from an authenticated HTTPS controller with the agent token as a header and the controller\'s CA, and is refused without the token', async () => {
+    const box = await makeSandbox('ostree-auth')
+    await tool('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(box, 'key.pem'), '-out', path.join(box, 'cert.pem'),
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
+    const config = defaultConfig({ MPATCH_DATA_DIR: path.join(box, 'controller'), MPATCH_TOKENS_FILE: path.join(box, 'tokens.json'), MPATCH_UPLOAD_DIRS: path.dirname(feedDir), MPATCH_LOG_LEVEL: 'silent' })
+    const tokens = createTokenStore(config.tokensFile)
+    const agentToken = (await tokens.create({ name: 'agent-auth', role: 'agent', hostname: 'auth' })).token
+    const adminToken = (await tokens.create({ name: 'admin', role: 'admin' })).token
+    const authed = await buildApp({
+      config,
+      runner: createLocalRunner(),
+      https: { cert: await readFile(path.join(box, 'cert.pem')), key: await readFile(path.join(box, 'key.pem')) },
+      auth: { verify: createIdentityVerifier({ tokens }), failuresPerMinute: 1000, enrollSecret: '' }
+    })
+    try {
+      const fed = await authed.inject({ method: 'POST', url: '/api/v1/releases/22.12/ostree', headers: { 'x-auth-token': adminToken }, payload: { source: feedDir } })
+      expect(fed.statusCode).toBe(200)
+      await authed.listen({ host: '127.0.0.1', port: 0 })
+      const url = `https://127.0.0.1:${(authed.server.address() as AddressInfo).port}/api/v1/ostree/22.12/repo`
+      const t = await hostWithC0('auth')
+      const refused = await ostree.apply(t, { install: [], remove: [], deploy: { commit: C1, url, ref: 'starlingx', caFile: path.join(box, 'cert.pem') } })
+      const pulled = await ostree.apply(t, { install: [], remove: [], deploy: { commit: C1, url, ref: 'starlingx', caFile: path.join(box, 'cert.pem'), headers: { 'X-Auth-Token': agentToken } } })
+
+      expect(refused.ok).toBe(false)
+      expect(refused.message).toMatch(/HTTP 401/)
+      expect(pulled).toMatchObject({ ok: true, changed: [{ name: 'debian', from: C0, to: C1 }] })
+    } finally {
+      await authed.close()
+    }
   })
 
   it('retains every earlier deployment: C2 on top of C1 and C0 keeps both', async () => {
