@@ -4,8 +4,9 @@
  * the extra CA it trusts for an https controller.
  */
 import { X509Certificate } from 'node:crypto'
-import { lstat, open, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { lstat, readdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
+import { writePrivateFile } from '../store/atomic-file.js'
 import { rootCertificates } from 'node:tls'
 import { Agent, fetch } from 'undici'
 import type { Dispatcher } from 'undici'
@@ -79,26 +80,10 @@ export async function readTokenFile (file: string): Promise<string | null> {
  * fsync the folder. A crash leaves either no token file or the complete one.
  */
 export async function writeTokenFile (file: string, token: string): Promise<void> {
-  const dir = path.dirname(file)
-  const tmp = `${file}${TEMP_SUFFIX}${process.pid}`
   try {
-    const fh = await open(tmp, 'wx', 0o600)
-    try {
-      await fh.writeFile(`${token}\n`)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, file)
+    await writePrivateFile(file, `${token}\n`, `${file}${TEMP_SUFFIX}${process.pid}`)
   } catch (err) {
-    await rm(tmp, { force: true })
     throw new CredentialError(`cannot write the token file ${file}: ${(err as Error).message}`)
-  }
-  const dh = await open(dir, 'r')
-  try {
-    await dh.sync()
-  } finally {
-    await dh.close()
   }
 }
 

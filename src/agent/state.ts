@@ -1,6 +1,7 @@
 /** The agent's persisted state (install marker, undelivered result, patch_failed): atomic writes and restart recovery. */
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { open, readdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
+import { writePrivateFile } from '../store/atomic-file.js'
 import type { InventoryEntry } from './inventory.js'
 
 export const STATE_FILE = 'agent-state.json'
@@ -120,27 +121,7 @@ export async function loadState (dir: string): Promise<PersistedState> {
  */
 export async function saveState (dir: string, state: PersistedState): Promise<void> {
   const file = path.join(dir, STATE_FILE)
-  const tmp = `${file}${TEMP_SUFFIX}${process.pid}-${++tempSeq}`
-  try {
-    const fh = await open(tmp, 'wx', 0o600)
-    try {
-      await fh.writeFile(JSON.stringify(state) + '\n')
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, file)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
-  // The rename itself is only durable once the directory entry is on disk.
-  const dh = await open(dir, 'r')
-  try {
-    await dh.sync()
-  } finally {
-    await dh.close()
-  }
+  await writePrivateFile(file, JSON.stringify(state) + '\n', `${file}${TEMP_SUFFIX}${process.pid}-${++tempSeq}`)
 }
 
 /** Another live agent uses the state folder: two agents would each take the other's install for an interrupted one. */

@@ -1,8 +1,9 @@
 /** The tokens file (design.md section 8, identity 2): admin, reader and host-bound agent tokens stored as sha256, re-read when it changes. */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { closeSync, fstatSync, openSync, readFileSync, statSync, type BigIntStats } from 'node:fs'
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
+import { writePrivateFile } from '../store/atomic-file.js'
 import { HOSTNAME_PATTERN } from '../schemas/patterns.js'
 
 export type TokenRole = 'admin' | 'reader' | 'agent'
@@ -323,24 +324,10 @@ async function writeAtomically (file: string, entries: TokenEntry[]): Promise<vo
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   const body = JSON.stringify({ version: 1, tokens: entries }, null, 2) + '\n'
   try {
-    const fh = await open(tmp, 'wx', 0o600)
-    try {
-      await fh.chmod(0o600) // the umask may have removed bits; never more than 0600 either way
-      await fh.writeFile(body)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, file)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw new TokenStoreError('MPATCH_TOKENS_FILE', `cannot write the tokens file ${file}: ${reason(err)}`)
-  }
-  try {
-    const dh = await open(path.dirname(file), 'r')
-    try { await dh.sync() } finally { await dh.close() }
-  } catch {
     // Some file systems refuse fsync on a folder; the rename has happened either way.
+    await writePrivateFile(file, body, tmp, { tolerateDirSync: true })
+  } catch (err) {
+    throw new TokenStoreError('MPATCH_TOKENS_FILE', `cannot write the tokens file ${file}: ${reason(err)}`)
   }
 }
 
