@@ -59,11 +59,12 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
   const tips = new Map<string, string | null>()
 
   /** Points the feed's ref at `commit` and refreshes the summary. */
-  async function setTip (repo: string, commit: string): Promise<void> {
-    tips.set(path.basename(path.dirname(repo)), commit)
+  async function setTip (release: string, commit: string): Promise<void> {
+    const repo = repoOf(release)
     if ((await tip(repo, FEED_REF)) !== null) await ostree([`--repo=${repo}`, 'refs', '--delete', FEED_REF])
     const set = await ostree([`--repo=${repo}`, 'refs', `--create=${FEED_REF}`, commit])
     if (set.exitCode !== 0) throw new Error(`ostree refs --create: ${set.stderr.trim()}`)
+    tips.set(release, commit)
     const summary = await ostree([`--repo=${repo}`, 'summary', '-u'])
     if (summary.exitCode !== 0) throw new Error(`ostree summary: ${summary.stderr.trim()}`)
   }
@@ -107,10 +108,10 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
           }
           const show = await ostree([`--repo=${repo}`, 'show', p.newest])
           if (show.exitCode !== 0) throw new Error(`Failed to extract the ostree tarball for ${p.id}`)
-          await setTip(repo, p.newest)
+          await setTip(release, p.newest)
         }
       } catch (err) {
-        if (start !== null) await setTip(repo, start).catch(() => {})
+        if (start !== null) await setTip(release, start).catch(() => {})
         return `${(err as Error).message}\n`
       }
       events.emit({ type: 'feed', release, added: patches.length })
@@ -121,7 +122,7 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
     async removePatches (release: string, patches: ReadonlyArray<{ id: string, base: string }>): Promise<void> {
       const repo = repoOf(release)
       try {
-        for (const p of patches) await setTip(repo, p.base)
+        for (const p of patches) await setTip(release, p.base)
         await ostree([`--repo=${repo}`, 'prune', '--refs-only'])
         events.emit({ type: 'feed', release, added: 0 })
       } catch (err) {
@@ -159,7 +160,7 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
         }
         const pull = await ostree([`--repo=${repo}`, 'pull-local', '--depth=-1', real, wanted])
         if (pull.exitCode !== 0) return refuse(new OstreeFeedError(422, `ostree pull-local from ${source} failed: ${pull.stderr.trim()}`))
-        await setTip(repo, wanted)
+        await setTip(release, wanted)
         events.emit({ type: 'feed', release, added: 1 })
         return { info: `${FEED_REF} is ${wanted}`, state: { release, ref: FEED_REF, commit: wanted } }
       })
