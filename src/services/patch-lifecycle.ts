@@ -312,13 +312,7 @@ export function createPatchLifecycle (deps: LifecycleDeps) {
   /** One audited call in the queue; the catalogue is reloaded whatever happened (a failed call may have written). */
   async function mutation<T extends { error?: string, info?: string }> (kind: 'apply' | 'remove' | 'other', caller: Caller, action: string, target: string,
     params: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
-    return await queue.mutate(kind, { caller, action, target, params }, async () => {
-      try {
-        return await fn()
-      } finally {
-        catalog.reload()
-      }
-    })
+    return await queue.mutate(kind, { caller, action, target, params }, fn, catalog.reload)
   }
 
   return {

@@ -57,14 +57,19 @@ export function createMutationQueue (deps: { audit: AuditRepo }) {
     /** Runs a state change after every one queued before it (not audited: agent traffic, timers). */
     run,
 
-    /** Runs an audited call in the queue: its answer (or its internal error) goes to the audit trail. */
-    mutate<T extends Outcome> (kind: MutationKind, call: AuditedCall, fn: () => T | Promise<T>): Promise<T> {
+    /**
+     * Runs an audited call in the queue: its answer (or its internal error) goes to the audit
+     * trail. `after` runs once the call ended, whatever happened (a failed call may have written).
+     */
+    mutate<T extends Outcome> (kind: MutationKind, call: AuditedCall, fn: () => T | Promise<T>, after?: () => void): Promise<T> {
       return run(kind, async () => {
         try {
           const out = await fn()
+          after?.()
           record(call, out)
           return out
         } catch (err) {
+          after?.()
           record(call, { error: `internal error: ${(err as Error).message}` })
           throw err
         }

@@ -50,13 +50,7 @@ export function createReleases (deps: { config: Config, repos: Repos, store: Con
   }
 
   const audited = async (caller: Caller, action: string, rel: string, fn: () => Promise<LegacyResult>): Promise<LegacyResult> =>
-    await queue.mutate('other', { caller, action, target: rel, params: {} }, async () => {
-      try {
-        return await fn()
-      } finally {
-        catalog.reload()
-      }
-    })
+    await queue.mutate('other', { caller, action, target: rel, params: {} }, fn, catalog.reload)
 
   return {
     initRelease: async (caller: Caller, rel: string): Promise<LegacyResult> => await audited(caller, 'init_release', rel, async () => {
