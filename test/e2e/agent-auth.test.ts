@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { chmod, lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
@@ -14,7 +13,7 @@ import { cliBuild } from '../helpers/cli-build.js'
 import { buildDeb } from '../helpers/packages.js'
 import { makeTestKeys } from '../helpers/patches.js'
 import { makeDebSysroot, sandboxTarget, tool } from '../helpers/sandbox.js'
-import { startServer, type RunningServer } from '../helpers/server.js'
+import { freePort, startServer, type RunningServer } from '../helpers/server.js'
 import { requireRoot, requireTool } from '../helpers/tools.js'
 import { makeSelfSignedCert, type TestCert } from '../agent/tls.js'
 
@@ -38,17 +37,6 @@ const agentLogs = new Map<string, string>()
 const sysroot = (h: string): string => path.join(work, 'hosts', h, 'root')
 const stateDir = (h: string): string => path.join(work, 'hosts', h, 'state')
 const tokenFile = (h: string): string => path.join(stateDir(h), 'token')
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo
-      srv.close(() => { resolve(port) })
-    })
-  })
-}
 
 function agentArgs (hostname: string, extra: string[] = []): string[] {
   return [path.join(ROOT, 'dist/cli.js'), 'agent', '--controller', authUrl, '--ca', cert.certFile,

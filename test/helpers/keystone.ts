@@ -3,12 +3,12 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { cp, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import Database from 'better-sqlite3'
 import { makeSandbox } from './sandbox.js'
+import { freePort } from './server.js'
 import { requireTool } from './tools.js'
 
 const run = promisify(execFile)
@@ -52,17 +52,7 @@ export interface RunningKeystone {
   stop: () => Promise<void>
 }
 
-/** A port nobody listens on right now. */
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo
-      srv.close(() => { resolve(port) })
-    })
-  })
-}
+export { freePort }
 
 /** keystone.conf for a Keystone whose database, keys and log live in `dir`. */
 function keystoneConf (dir: string): string {

@@ -18,7 +18,7 @@ export interface RunningServer {
 }
 
 /** A port nobody listens on right now. */
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const srv = net.createServer()
     srv.once('error', reject)
