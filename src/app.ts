@@ -3,9 +3,10 @@ import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
-import errorHandler from './plugins/error-handler.js'
+import errorHandler, { sendProblem } from './plugins/error-handler.js'
 import swaggerPlugin from './plugins/swagger.js'
 import corePlugin from './plugins/core.js'
+import etag from '@fastify/etag'
 import legacyRoutes from './routes/legacy.js'
 import healthRoutes from './routes/health.js'
 import auditRoutes from './routes/audit.js'
@@ -62,19 +63,22 @@ export async function buildApp (deps: AppDeps) {
     app.addHook('onRequest', async (request, reply) => {
       const kind = accessOf(request.method, request.url).kind
       if ((kind === 'agent' || kind === 'content') && !isLoopbackAddress(request.socket.remoteAddress)) {
-        return await reply.code(403).type('application/json; charset=utf-8').send(JSON.stringify({
-          statusCode: 403, code: 'MPATCH_FORBIDDEN', error: 'Forbidden', message: 'The local listener serves the agent API to loopback callers only; use the authenticated listener'
-        }))
+        return await sendProblem(request, reply, 403, 'MPATCH_FORBIDDEN', 'The local listener serves the agent API to loopback callers only; use the authenticated listener')
       }
     })
   }
   await app.register(swaggerPlugin, { ui: deps.config.MPATCH_DOCS })
   await app.register(corePlugin, { config: deps.config, dbPath: deps.dbPath, core: deps.core, runner: deps.runner, now: deps.now })
   await app.register(healthRoutes)
-  await app.register(auditRoutes, { prefix: '/api/v1' })
+  // The agent API stays outside the native scope: its long polls and reports need no ETag hashing.
   await app.register(agentRoutes, { prefix: '/api/v1' })
-  await app.register(fleetRoutes, { prefix: '/api/v1' })
-  await app.register(ostreeRoutes, { prefix: '/api/v1' })
+  await app.register(async function nativeApi (api) {
+    // GET answers carry an ETag and honour If-None-Match (design.md section 9); streams are left alone.
+    await api.register(etag)
+    await api.register(auditRoutes)
+    await api.register(fleetRoutes)
+    await api.register(ostreeRoutes)
+  }, { prefix: '/api/v1' })
   await app.register(legacyRoutes)
   return app
 }

@@ -20,3 +20,4 @@ export const EnrollOffError = createError('MPATCH_ENROLL_OFF', 'Enrollment is of
 export const AlreadyEnrolledError = createError<[string]>('MPATCH_ALREADY_ENROLLED', "Host '%s' is already enrolled; an admin must re-issue its token (multios-patch token create --role agent --host <host> --replace)", 409)
 export const OstreeFeedNotFoundError = createError<[string, string]>('MPATCH_OSTREE_NOT_FOUND', "No file '%s' in the OSTree feed of release '%s'", 404)
 export const OstreeFeedRefusedError = createError<[string]>('MPATCH_OSTREE_FEED_REFUSED', '%s', 422)
+export const MalformedBodyError = createError<[string]>('MPATCH_MALFORMED_BODY', 'Malformed JSON body: %s', 400)

@@ -10,7 +10,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { accessOf, allows, type Identity } from '../auth/access.js'
 import { enrollSecretMatches } from '../auth/enroll.js'
-import { isLegacyUrl } from './error-handler.js'
+import { isLegacyUrl, sendProblem } from './error-handler.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -54,9 +54,12 @@ export function actorOf (request: FastifyRequest): string {
 
 async function refuse (request: FastifyRequest, reply: FastifyReply, status: 401 | 403 | 429 | 503, code: string, message: string): Promise<void> {
   if (status === 401) reply.header('WWW-Authenticate', CHALLENGE)
-  const error = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 429 ? 'Too Many Requests' : 'Service Unavailable'
-  const body = isLegacyUrl(request.url) ? { error: message } : { statusCode: status, code, error, message }
-  await reply.code(status).header('Connection', status === 401 ? 'close' : 'keep-alive').type('application/json; charset=utf-8').send(JSON.stringify(body))
+  reply.header('Connection', status === 401 ? 'close' : 'keep-alive')
+  if (isLegacyUrl(request.url)) {
+    await reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify({ error: message }))
+    return
+  }
+  await sendProblem(request, reply, status, code, message)
 }
 
 export default fp(async function authPlugin (app: FastifyInstance, opts: AuthPluginOptions) {

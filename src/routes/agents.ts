@@ -10,7 +10,7 @@ import {
   CommandsAnswer, CommandsQuery, ContentParams, EnrollAnswer, EnrollBody, HostnameParams, Install, InstallIdParams, InstallResultBody,
   PlanAnswer, ReportAnswer, ReportBody
 } from '../schemas/agents.js'
-import { AlreadyEnrolledError, EnrollOffError, UnauthorizedError, ContentNotFoundError, HostNotFoundError, InstallNotFoundError, LongPollsExhaustedError, ReportsExhaustedError } from '../errors.js'
+import { AlreadyEnrolledError, EnrollOffError, UnauthorizedError, ContentNotFoundError, HostNotFoundError, InstallNotFoundError, LongPollsExhaustedError, ReportsExhaustedError, MalformedBodyError } from '../errors.js'
 import { HostError, LongPollLimitError } from '../services/installs.js'
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
@@ -33,11 +33,8 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }
   const reportSlot = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (reportsInFlight >= config.MPATCH_MAX_REPORTS_IN_FLIGHT) {
-      const e = new ReportsExhaustedError(config.MPATCH_MAX_REPORTS_IN_FLIGHT)
-      // Answered here: the root error handler words every 5xx as an internal error.
-      await reply.code(503).header('Retry-After', String(REPORT_RETRY_AFTER_S)).header('Connection', 'close')
-        .send({ statusCode: 503, code: e.code, error: 'Service Unavailable', message: e.message })
-      return
+      reply.header('Retry-After', String(REPORT_RETRY_AFTER_S)).header('Connection', 'close')
+      throw new ReportsExhaustedError(config.MPATCH_MAX_REPORTS_IN_FLIGHT)
     }
     reportsInFlight++
     counted.add(request)
@@ -56,9 +53,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     try {
       done(null, body === '' ? undefined : JSON.parse(body as string))
     } catch (err) {
-      const e = err as Error & { statusCode?: number }
-      e.statusCode = 400
-      done(e, undefined)
+      done(new MalformedBodyError((err as Error).message), undefined)
     }
   })
 
@@ -111,10 +106,8 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     } catch (err) {
       if (err instanceof HostError) throw new HostNotFoundError(request.params.hostname)
       if (err instanceof LongPollLimitError) {
-        // Answered here: the root error handler words every 5xx as an internal error.
-        const e = new LongPollsExhaustedError(err.limit)
-        return await reply.code(503).header('Retry-After', String(LONG_POLL_RETRY_AFTER_S))
-          .send({ statusCode: 503, code: e.code, error: 'Service Unavailable', message: e.message })
+        reply.header('Retry-After', String(LONG_POLL_RETRY_AFTER_S))
+        throw new LongPollsExhaustedError(err.limit)
       }
       throw err
     }

@@ -76,7 +76,7 @@ describe('POST /api/v1/agents/enroll', () => {
 
       expect(codes).toEqual([401, 401, 429])
       expect(wrong.headers['www-authenticate']).toMatch(/^Bearer /)
-      expect(wrong.json()).toMatchObject({ statusCode: 401, code: 'MPATCH_UNAUTHORIZED', message: 'Wrong enrollment secret' })
+      expect(wrong.json()).toMatchObject({ status: 401, code: 'MPATCH_UNAUTHORIZED', detail: 'Wrong enrollment secret' })
       expect(app.core.tokens.list()).toEqual([])
     } finally {
       await app.close()

@@ -22,7 +22,7 @@ describe('local listener', () => {
     const legacy = await app.inject({ url: '/v1/query', remoteAddress: '10.1.2.3' })
 
     expect(far.statusCode).toBe(403)
-    expect(far.json()).toMatchObject({ code: 'MPATCH_FORBIDDEN', message: 'The local listener serves the agent API to loopback callers only; use the authenticated listener' })
+    expect(far.json()).toMatchObject({ code: 'MPATCH_FORBIDDEN', detail: 'The local listener serves the agent API to loopback callers only; use the authenticated listener' })
     expect(farContent.statusCode).toBe(403)
     expect([near.statusCode, mapped.statusCode]).toEqual([404, 404])
     expect(legacy.statusCode).toBe(200)

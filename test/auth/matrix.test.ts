@@ -138,7 +138,7 @@ describe('authenticated listener: every OpenAPI operation × every identity', ()
 
     expect(anon.statusCode).toBe(401)
     expect(anon.headers['www-authenticate']).toMatch(/^Bearer /)
-    expect(anon.json()).toMatchObject({ statusCode: 401, code: 'MPATCH_UNAUTHORIZED' })
+    expect(anon.json()).toMatchObject({ status: 401, code: 'MPATCH_UNAUTHORIZED' })
     expect(reader.statusCode).toBe(404)
   })
 
@@ -177,7 +177,7 @@ describe('authenticated listener: every OpenAPI operation × every identity', ()
 
     expect(own.statusCode).toBe(200)
     expect(other.statusCode).toBe(403)
-    expect(other.json().message).toBe(`The token of ${HOST_A} may not act for host ${HOST_B}`)
+    expect(other.json().detail).toBe(`The token of ${HOST_A} may not act for host ${HOST_B}`)
     expect(plan.statusCode).toBe(403)
     expect(foreign.statusCode).toBe(403)
     expect(result.statusCode).toBe(200)

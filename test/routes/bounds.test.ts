@@ -232,7 +232,7 @@ describe('feed upload bounds', () => {
     const res = await app.inject({ method: 'POST', url: '/api/v1/releases/22.12/feed', payload, headers })
 
     expect(res.statusCode).toBe(413)
-    expect(res.json()).toMatchObject({ code: 'MPATCH_TOO_MANY_FILES', message: 'Upload rejected: more than 256 files in one request' })
+    expect(res.json()).toMatchObject({ code: 'MPATCH_TOO_MANY_FILES', detail: 'Upload rejected: more than 256 files in one request' })
     expect((await app.inject({ url: '/api/v1/releases/22.12/feed' })).json().items).toEqual([])
   })
 
@@ -247,7 +247,7 @@ describe('feed upload bounds', () => {
 
     expect(sizes[0] + sizes[1]).toBeGreaterThan(limit)
     expect(res.statusCode).toBe(413)
-    expect(res.json()).toMatchObject({ code: 'MPATCH_UPLOAD_TOO_LARGE', message: `Upload rejected: the files together are larger than the limit of ${limit} bytes` })
+    expect(res.json()).toMatchObject({ code: 'MPATCH_UPLOAD_TOO_LARGE', detail: `Upload rejected: the files together are larger than the limit of ${limit} bytes` })
     expect((await app.inject({ url: '/api/v1/releases/22.12/feed' })).json().items).toEqual([])
     expect(await readdir(path.join(dataDir, 'tmp'))).toEqual([])
     // Each file alone is within the limit.
@@ -269,7 +269,7 @@ describe('agent long polls', () => {
     const held = await poll(app, 'ghost-0', 5)
 
     expect(res.statusCode).toBe(404)
-    expect(res.json()).toEqual({ statusCode: 404, code: 'MPATCH_HOST_NOT_FOUND', error: 'Not Found', message: "Host 'ghost-0' not found" })
+    expect(res.json()).toMatchObject({ type: 'about:blank', status: 404, code: 'MPATCH_HOST_NOT_FOUND', detail: "Host 'ghost-0' not found" })
     expect(held.statusCode).toBe(404)
   })
 
@@ -303,7 +303,7 @@ describe('agent long polls', () => {
 
     expect(refused.statusCode).toBe(503)
     expect(refused.headers['retry-after']).toBe('30')
-    expect(refused.json()).toEqual({ statusCode: 503, code: 'MPATCH_TOO_MANY_LONG_POLLS', error: 'Service Unavailable', message: 'Too many agent long polls in flight (limit 1); retry later' })
+    expect(refused.json()).toMatchObject({ type: 'about:blank', status: 503, code: 'MPATCH_TOO_MANY_LONG_POLLS', detail: 'Too many agent long polls in flight (limit 1); retry later' })
     expect(immediate.json()).toEqual({ commands: [] })
     expect(later.statusCode).toBe(200)
   })

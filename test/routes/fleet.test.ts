@@ -81,7 +81,7 @@ describe('release feeds', () => {
     const old = await upload(app, 'POLD')
 
     expect(bad.statusCode).toBe(422)
-    expect(bad.json()).toMatchObject({ code: 'MPATCH_INVALID_PACKAGE', message: expect.stringMatching(/^x-1-1\.noarch\.rpm is not an rpm or deb package/) })
+    expect(bad.json()).toMatchObject({ code: 'MPATCH_INVALID_PACKAGE', detail: expect.stringMatching(/^x-1-1\.noarch\.rpm is not an rpm or deb package/) })
     expect(unknown.statusCode).toBe(404)
     expect(unknown.json().code).toBe('MPATCH_RELEASE_NOT_FOUND')
     expect(old.error).toBe('Patch validation failed for POLD:\nRPM fix-a-0.9-1.noarch.rpm in patch POLD must be higher version than original (1.0-1)\n')
@@ -241,9 +241,9 @@ describe('host installs', () => {
     const garbled = await app.inject({ method: 'POST', url: '/api/v1/agents/h1/report', headers: { 'content-type': 'application/json' }, payload: '{"swVersion":' })
 
     expect(proto.statusCode).toBe(400)
-    expect(proto.json().message).toMatch(/additional properties/)
+    expect(proto.json().detail).toMatch(/additional properties/)
     expect(garbled.statusCode).toBe(400)
-    expect(garbled.json().statusCode).toBe(400)
+    expect(garbled.json()).toMatchObject({ status: 400, code: 'MPATCH_MALFORMED_BODY' })
     expect(badName.statusCode).toBe(400)
     expect(extra.statusCode).toBe(400)
     expect(noInstall.statusCode).toBe(404)

@@ -71,9 +71,9 @@ describe('OSTree feed of a release', () => {
     const after = (await app.inject({ url: '/api/v1/releases/22.12/ostree' })).json()
 
     expect([outside.statusCode, dotdot.statusCode]).toEqual([403, 403])
-    expect(outside.json()).toMatchObject({ code: 'MPATCH_OSTREE_FEED_REFUSED', message: `${path.join(work, 'tree')} is not an existing folder at or below MPATCH_UPLOAD_DIRS (${path.join(work, 'allowed')})` })
+    expect(outside.json()).toMatchObject({ code: 'MPATCH_OSTREE_FEED_REFUSED', detail: `${path.join(work, 'tree')} is not an existing folder at or below MPATCH_UPLOAD_DIRS (${path.join(work, 'allowed')})` })
     expect(notRepo.statusCode).toBe(422)
-    expect(notRepo.json().message).toBe(`${path.join(work, 'allowed', 'not-a-repo')} is not an OSTree repository with ref starlingx`)
+    expect(notRepo.json().detail).toBe(`${path.join(work, 'allowed', 'not-a-repo')} is not an OSTree repository with ref starlingx`)
     expect(unknown.statusCode).toBe(404)
     expect(after.commit).toBeNull()
   })
@@ -89,7 +89,7 @@ describe('OSTree feed of a release', () => {
     ].map(async (url) => (await app.inject({ url })).statusCode))
 
     expect(off.statusCode).toBe(403)
-    expect(off.json().message).toBe('Importing from a folder is disabled: set MPATCH_UPLOAD_DIRS to the folders it may read')
+    expect(off.json().detail).toBe('Importing from a folder is disabled: set MPATCH_UPLOAD_DIRS to the folders it may read')
     expect(escapes).toEqual([404, 404, 404, 404])
   })
 })
