@@ -76,6 +76,8 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
 
   const queue = createMutationQueue({ audit: repos.audit })
   const events = createEventBus({ repo: repos.events, log })
+  // The one info line per state change (design.md section 9): every committed domain event.
+  events.subscribe(({ id, event }) => { log.info({ eventId: id, event }, `state change: ${event.type}`) })
   const catalog = createCatalog({ config, repos })
   // The OSTree feeds are built further down; the fleet reads their tips through this closure.
   let ostreeTip: (release: string) => string | null = () => null

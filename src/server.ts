@@ -140,8 +140,10 @@ export async function serve (env: Record<string, string | undefined> = process.e
     }
   }
   // Installed only once listening: close-with-grace exits 0 on a normal exit, which would hide a failed start.
-  closeWithGrace({ delay: 10_000 }, async ({ err }) => {
+  closeWithGrace({ delay: 10_000 }, async ({ err, signal }) => {
     if (err !== undefined) log.error({ err }, 'closing after an error')
+    else log.info({ signal }, 'shutting down')
     await closeAll()
+    log.info('stopped')
   })
 }

@@ -84,7 +84,7 @@ export function createHostViews (deps: { config: Config, repos: Repos, fleet: Fl
         dropped.push(h.hostname)
       }
     }
-    if (dropped.length > 0) log.info({ hosts: dropped }, 'aged out silent hosts')
+    if (dropped.length > 0) log.debug({ hosts: dropped }, 'aged out silent hosts')
     return dropped
   }
 

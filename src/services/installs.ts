@@ -88,7 +88,7 @@ export function createInstalls (deps: { config: Config, repos: Repos, fleet: Fle
       if (r.inventory !== undefined) fleet.noteInventory(hostname, { reportAt: Date.parse(next.lastReportAt), previousAt: null, inventoryAt: Date.parse(next.lastReportAt) })
     }
     open.delete(hostname)
-    log.info({ host: hostname, install: id, status: r.status, reason: r.reason }, 'install finished')
+    log.debug({ host: hostname, install: id, status: r.status, reason: r.reason }, 'install finished')
     events.emit({ type: 'install', hostname, installId: id, status: r.status, reason: r.reason ?? null })
     return repos.installs.get(id) as InstallRecord
   }
