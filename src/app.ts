@@ -6,6 +6,7 @@ import type { Config } from './config.js'
 import errorHandler, { sendProblem } from './plugins/error-handler.js'
 import swaggerPlugin from './plugins/swagger.js'
 import corePlugin from './plugins/core.js'
+import { RequestLog } from './plugins/request-log.js'
 import etag from '@fastify/etag'
 import legacyRoutes from './routes/legacy.js'
 import healthRoutes from './routes/health.js'
@@ -51,16 +52,8 @@ export async function buildApp (deps: AppDeps) {
     ajv: { customOptions: { removeAdditional: false } },
     requestTimeout: 0,
     bodyLimit: 1024 * 1024,
-    // One line per request (the onResponse hook below) instead of Fastify's two at info.
-    disableRequestLogging: true
+    logController: new RequestLog()
   }).withTypeProvider<TypeBoxTypeProvider>()
-
-  // Agent reports, long polls, payload downloads and reads are routine: debug. Mutations: info.
-  app.addHook('onResponse', async (request, reply) => {
-    const kind = accessOf(request.method, request.url).kind
-    const level = kind === 'admin' || kind === 'enroll' ? 'info' : 'debug'
-    request.log[level]({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
-  })
 
   // Who made the request: set by the auth plugin on the authenticated listener, null on the local one.
   app.decorateRequest('identity', null)
