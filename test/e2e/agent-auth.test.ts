@@ -235,7 +235,7 @@ describe('agents with their own credentials on the authenticated HTTPS listener'
     const bInstallAfter = await admin('GET', `/api/v1/installs/${String(bInstall.id)}`)
 
     expect([report.status, result.status, plan.status, commands.status]).toEqual([403, 403, 403, 403])
-    expect(report.body).toMatchObject({ statusCode: 403, code: 'MPATCH_FORBIDDEN' })
+    expect(report.body).toMatchObject({ status: 403, code: 'MPATCH_FORBIDDEN' })
     expect(ownPlan).toMatchObject({ status: 200, body: { current: true, install: [], remove: [] } })
     expect(after).toMatchObject({ state: before.state, patch_current: true })
     expect(bInstallAfter).toMatchObject({ status: 'success' })
