@@ -21,3 +21,47 @@ export const AlreadyEnrolledError = createError<[string]>('MPATCH_ALREADY_ENROLL
 export const OstreeFeedNotFoundError = createError<[string, string]>('MPATCH_OSTREE_NOT_FOUND', "No file '%s' in the OSTree feed of release '%s'", 404)
 export const OstreeFeedRefusedError = createError<[string]>('MPATCH_OSTREE_FEED_REFUSED', '%s', 422)
 export const MalformedBodyError = createError<[string]>('MPATCH_MALFORMED_BODY', 'Malformed JSON body: %s', 400)
+
+// Patches, releases and app dependencies (native-patches): the refusals the core reports as an
+// outcome kind (services/results.ts ErrorCode), each with its HTTP status; the detail is the core's text.
+type ErrorCode = import('./services/results.js').ErrorCode
+const OUTCOME_STATUS = {
+  MPATCH_INVALID_PATCH_ID: 400,
+  MPATCH_PATCH_NOT_FOUND: 404,
+  MPATCH_PATCH_WRONG_STATE: 409,
+  MPATCH_ACTIVE_RELEASE_ONLY: 409,
+  MPATCH_REQUIREMENT_NOT_APPLIED: 409,
+  MPATCH_PATCH_REQUIRED: 409,
+  MPATCH_REQUIRED_BY_APP: 409,
+  MPATCH_PATCH_UNREMOVABLE: 409,
+  MPATCH_PATCH_COMMITTED: 409,
+  MPATCH_MIXED_RELEASES: 400,
+  MPATCH_HOSTS_INSTALLING: 409,
+  MPATCH_SEMANTIC_CHECK_FAILED: 409,
+  MPATCH_OSTREE_BASE_MISMATCH: 409,
+  MPATCH_NON_REL_PATCHES: 409,
+  MPATCH_INVALID_RELEASE: 400,
+  MPATCH_RUNNING_RELEASE: 409,
+  MPATCH_RELEASE_NOT_FOUND: 404,
+  MPATCH_RELEASE_EXISTS: 409,
+  MPATCH_PATCH_EXISTS: 409,
+  MPATCH_INVALID_PATCH: 422,
+  MPATCH_PATCH_RELEASE_UNKNOWN: 422,
+  MPATCH_PACKAGE_CONFLICT: 409,
+  MPATCH_INVALID_APP: 400,
+  MPATCH_APP_NOT_FOUND: 404,
+  MPATCH_IMPORT_FAILED: 500
+} as const satisfies Record<ErrorCode, number>
+
+const outcomeErrors = new Map<string, (detail: string) => Error>(Object.entries(OUTCOME_STATUS).map(([code, status]) => {
+  const E = createError<[string]>(code, '%s', status)
+  return [code, (detail: string) => new E(detail)]
+}))
+
+/** The native error for a refusal of the core: its kind decides code and status, its text is the detail. */
+export function outcomeError (code: ErrorCode, text: string): Error {
+  const make = outcomeErrors.get(code) as (detail: string) => Error
+  return make(text.trim() === '' ? code : text.trim())
+}
+
+export const InvalidCursorError = createError('MPATCH_INVALID_CURSOR', 'Malformed cursor: pass the nextCursor of a previous page unchanged', 400)

@@ -39,6 +39,16 @@ export interface OstreePatch {
 /** Repository files an OSTree patch may bring into the feed: objects and static deltas, nothing else. */
 const OBJECT_PATH = /^(?:objects\/[0-9a-f]{2}\/[0-9a-f]{62}\.(?:commit|commitmeta|dirtree|dirmeta|filez|file|sig)|deltas\/[A-Za-z0-9._/+-]+)$/
 
+/** The first patch whose base is not the tip it would be applied on (the feed tip, then the previous patch's newest commit). */
+function chainMismatch (start: string | null, patches: ReadonlyArray<{ id: string, base: string, newest: string }>): string | null {
+  let expected = start
+  for (const p of patches) {
+    if (p.base !== expected) return `The base commit ${p.base} for ${p.id} does not match the latest commit ${expected ?? '(none: the OSTree feed is empty)'} on this system.\n`
+    expected = p.newest
+  }
+  return null
+}
+
 export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunner, queue: MutationQueue, events: EventBus, log?: { warn: (o: object, msg: string) => void } }) {
   const { config, queue, events } = deps
   const repoOf = (release: string): string => path.join(config.dataDir, 'ostree', release, 'repo')
@@ -79,6 +89,11 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
     /** The feed tip as last loaded or set (null: empty or not loaded). */
     cachedTip: (release: string): string | null => tips.get(release) ?? null,
 
+    /** apply's OSTree check alone (dry runs): the refusal text applyPatches would give, or null. */
+    async baseMismatch (release: string, patches: ReadonlyArray<{ id: string, base: string, newest: string }>): Promise<string | null> {
+      return chainMismatch(await tip(repoOf(release), FEED_REF), patches)
+    },
+
     /** Reads the tips of these releases (at start). */
     async loadTips (releases: readonly string[]): Promise<void> {
       for (const r of releases) tips.set(r, await tip(repoOf(r), FEED_REF).catch(() => null))
@@ -93,11 +108,8 @@ export function createOstreeFeeds (deps: { config: Config, runner?: CommandRunne
     async applyPatches (release: string, patches: readonly OstreePatch[]): Promise<string | null> {
       const repo = repoOf(release)
       const start = await tip(repo, FEED_REF)
-      let expected = start
-      for (const p of patches) {
-        if (p.base !== expected) return `The base commit ${p.base} for ${p.id} does not match the latest commit ${expected ?? '(none: the OSTree feed is empty)'} on this system.\n`
-        expected = p.newest
-      }
+      const mismatch = chainMismatch(start, patches)
+      if (mismatch !== null) return mismatch
       try {
         for (const p of patches) {
           for (const f of p.files) {

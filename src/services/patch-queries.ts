@@ -6,7 +6,7 @@ import type { PatchStates } from './states.js'
 import type { Patchstate } from './patch-state.js'
 import { dependencies } from './ordering.js'
 import { invalidIdLines, uniqueSorted } from './patch-lifecycle.js'
-import { Messages, type LegacyResult } from './results.js'
+import { Messages, type ErrorCode, type LegacyResult } from './results.js'
 
 export interface PatchWithState { patch: StoredPatch, patchstate: Patchstate }
 
@@ -55,11 +55,13 @@ export function createPatchQueries (deps: { catalog: Catalog, states: PatchState
       return m.result()
     },
 
-    queryDependencies (idsIn: string[], recursive: boolean): { patches: string[], error: string } {
+    /** The patches and their requirements (the closure when `recursive`); `code` says why it refused. */
+    queryDependencies (idsIn: string[], recursive: boolean): { patches: string[], error: string, code?: ErrorCode } {
       const ids = uniqueSorted(idsIn)
-      let error = invalidIdLines(ids)
+      const invalid = invalidIdLines(ids)
+      let error = invalid
       for (const id of ids) if (isValidPatchId(id) && !catalog.has(id)) error += `${id} is unrecognized\n`
-      if (error !== '') return { patches: [], error }
+      if (error !== '') return { patches: [], error, code: invalid !== '' ? 'MPATCH_INVALID_PATCH_ID' : 'MPATCH_PATCH_NOT_FOUND' }
       return { patches: dependencies(ids, catalog.requiresOf, recursive), error: '' }
     },
 
