@@ -14,6 +14,8 @@ import auditRoutes from './routes/audit.js'
 import agentRoutes from './routes/agents.js'
 import fleetRoutes from './routes/fleet.js'
 import ostreeRoutes from './routes/ostree.js'
+import patchRoutes from './routes/patches.js'
+import releaseRoutes from './routes/releases.js'
 import type { CommandRunner } from './services/semantic-checks.js'
 import type { OpenCore } from './core.js'
 import authPlugin, { type AuthPluginOptions } from './plugins/auth.js'
@@ -80,6 +82,8 @@ export async function buildApp (deps: AppDeps) {
     await api.register(auditRoutes)
     await api.register(fleetRoutes)
     await api.register(ostreeRoutes)
+    await api.register(patchRoutes)
+    await api.register(releaseRoutes)
   }, { prefix: '/api/v1' })
   await app.register(legacyRoutes)
   return app

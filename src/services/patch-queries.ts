@@ -5,6 +5,7 @@ import type { Catalog } from './catalog.js'
 import type { PatchStates } from './states.js'
 import type { Patchstate } from './patch-state.js'
 import { dependencies } from './ordering.js'
+import { byKey } from './paging.js'
 import { invalidIdLines, uniqueSorted } from './patch-lifecycle.js'
 import { Messages, type ErrorCode, type LegacyResult } from './results.js'
 
@@ -28,6 +29,25 @@ export function createPatchQueries (deps: { catalog: Catalog, states: PatchState
         out.push({ patch: p, patchstate: states.of(p.id) })
       }
       return out
+    },
+
+    /** Patches sorted by id, filtered by patchstate and release (the native list). */
+    byId (filter: { patchstate?: Patchstate, release?: string }): PatchWithState[] {
+      const out: PatchWithState[] = []
+      for (const p of catalog.patches()) {
+        if (filter.release !== undefined && filter.release !== p.swVersion) continue
+        const patchstate = states.of(p.id)
+        if (filter.patchstate !== undefined && patchstate !== filter.patchstate) continue
+        out.push({ patch: p, patchstate })
+      }
+      return out.sort(byKey((x) => x.patch.id))
+    },
+
+    /** One patch, or why there is none (an invalid id, an unknown one). */
+    find (id: string): PatchWithState | { code: ErrorCode, error: string } {
+      if (!isValidPatchId(id)) return { code: 'MPATCH_INVALID_PATCH_ID', error: `Invalid patch ID: ${id}` }
+      const p = catalog.get(id)
+      return p === undefined ? { code: 'MPATCH_PATCH_NOT_FOUND', error: `Patch ${id} does not exist` } : { patch: p, patchstate: states.of(id) }
     },
 
     /** The named patches, and an error line per unknown one. */
