@@ -157,7 +157,7 @@ const patchRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['patches'],
       summary: 'Apply a patch',
-      description: 'Moves the patch to Applied in the repository, so hosts install it. 409 MPATCH_REQUIREMENT_NOT_APPLIED when a patch it requires is not applied, MPATCH_HOSTS_INSTALLING while a host installs, MPATCH_SEMANTIC_CHECK_FAILED when its pre-apply check fails, MPATCH_ACTIVE_RELEASE_ONLY, MPATCH_OSTREE_BASE_MISMATCH. `dryRun` runs the same checks and changes nothing.',
+      description: 'Moves the patch to Applied in the repository, so hosts install it. 409 MPATCH_REQUIREMENT_NOT_APPLIED when a patch it requires is not applied, MPATCH_HOSTS_INSTALLING while a host installs, MPATCH_SEMANTIC_CHECK_FAILED when its pre-apply check fails, MPATCH_ACTIVE_RELEASE_ONLY, MPATCH_OSTREE_BASE_MISMATCH. `dryRun` runs the same checks (semantic ones included) in its turn and changes nothing: no event, no audit row.',
       operationId: 'applyPatch',
       params: PatchParams,
       body: ApplyBody,
@@ -176,7 +176,7 @@ const patchRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['patches'],
       summary: 'Remove a patch',
-      description: 'Moves the patch back to Available in the repository, so hosts go back to the older packages. 409 MPATCH_PATCH_REQUIRED when an applied patch requires it, MPATCH_REQUIRED_BY_APP when an application needs it (skipAppCheck), MPATCH_PATCH_UNREMOVABLE (removeUnremovable), MPATCH_PATCH_COMMITTED, MPATCH_HOSTS_INSTALLING, MPATCH_SEMANTIC_CHECK_FAILED. `dryRun` runs the same checks and changes nothing.',
+      description: 'Moves the patch back to Available in the repository, so hosts go back to the older packages. 409 MPATCH_PATCH_REQUIRED when an applied patch requires it, MPATCH_REQUIRED_BY_APP when an application needs it (skipAppCheck), MPATCH_PATCH_UNREMOVABLE (removeUnremovable), MPATCH_PATCH_COMMITTED, MPATCH_HOSTS_INSTALLING, MPATCH_SEMANTIC_CHECK_FAILED. `dryRun` runs the same checks (semantic ones included) in its turn and changes nothing: no event, no audit row.',
       operationId: 'removePatch',
       params: PatchParams,
       body: RemoveBody,
