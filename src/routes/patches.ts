@@ -2,7 +2,7 @@
 import multipart from '@fastify/multipart'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorResponse } from '../schemas/common.js'
+import { Problem } from '../schemas/common.js'
 import {
   ApplyBody, CommitActionSchema, CommitBody, DependenciesQuery, ListPatchesQuery, PatchActionSchema, PatchDependenciesSchema,
   PatchDetailSchema, PatchListSchema, PatchParams, RemoveBody, UploadedPatchesSchema, type Patch
@@ -14,7 +14,7 @@ import { decodeCursor, pageOf } from '../services/paging.js'
 import type { ErrorCode, Outcome } from '../services/results.js'
 import { saveFileParts, TotalTooLargeError, type SavedPart } from './file-parts.js'
 
-const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+const errors = { '4xx': Problem, '5xx': Problem }
 
 /** Files per upload request (as the legacy upload). */
 export const MAX_PATCH_FILES = 16

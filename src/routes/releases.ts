@@ -1,6 +1,6 @@
 /** Native API: releases (list, create, delete) and application dependencies. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorResponse } from '../schemas/common.js'
+import { Problem } from '../schemas/common.js'
 import {
   AppDependenciesListSchema, AppDependenciesSchema, AppParams, CreateReleaseBody, PageQuery, PutAppDependenciesBody,
   ReleaseListSchema, ReleaseParams, ReleaseSchema
@@ -9,7 +9,7 @@ import { actorOf } from '../plugins/auth.js'
 import { byKey, pageOf } from '../services/paging.js'
 import { afterOf, refuse } from './patches.js'
 
-const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+const errors = { '4xx': Problem, '5xx': Problem }
 
 const releaseRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { releases, config } = app.core

@@ -118,8 +118,11 @@ export async function snapshot (app: App, dataDir: string) {
   }
 }
 
+/** The answer is an RFC 9457 problem with this status and code, and a detail for humans. */
 export function expectProblem (res: { statusCode: number, headers: Record<string, unknown>, json: () => unknown }, status: number, code: string): void {
   expect(res.statusCode).toBe(status)
-  const body = res.json() as { code: string }
-  expect(body.code).toBe(code)
+  expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/)
+  const body = res.json() as { code: string, status: number, detail: string }
+  expect(body).toMatchObject({ code, status, detail: expect.any(String) })
+  expect(body.detail).not.toBe('')
 }

@@ -47,6 +47,21 @@ describe('GET /api/v1/patches', () => {
     expect(ids(available)).toEqual(['P2', 'PUNREM'])
   })
 
+  it('carries an ETag and answers 304 to If-None-Match until a patch changes', async () => {
+    const { app } = await newApp(set)
+    await seed(app, set, ['P1'])
+
+    const first = await app.inject({ url: '/api/v1/patches' })
+    const same = await app.inject({ url: '/api/v1/patches', headers: { 'if-none-match': String(first.headers.etag) } })
+    await post(app, '/api/v1/patches/P1/apply')
+    const changed = await app.inject({ url: '/api/v1/patches', headers: { 'if-none-match': String(first.headers.etag) } })
+
+    expect(first.headers.etag).toEqual(expect.any(String))
+    expect(same.statusCode).toBe(304)
+    expect(changed.statusCode).toBe(200)
+    expect(changed.json().items[0].repostate).toBe('Applied')
+  })
+
   it('pages with limit and nextCursor until the last page, in id order', async () => {
     const { app } = await newApp(set)
     await seed(app, set, ['P3', 'P1', 'PUNREM', 'P2', 'PDEV'])
@@ -79,7 +94,8 @@ describe('GET /api/v1/patches', () => {
 
     for (const r of [notBase64, notJson, wrongShape]) expectProblem(r, 400, 'MPATCH_INVALID_CURSOR')
     expect(good.statusCode).toBe(200)
-    for (const r of [state, limit0, limitBig, unknown]) expect(r.statusCode).toBe(400)
+    for (const r of [state, limit0, limitBig, unknown]) expectProblem(r, 400, 'MPATCH_VALIDATION')
+    expect(state.json().errors).toEqual([expect.objectContaining({ path: expect.stringContaining('state') })])
   })
 })
 
@@ -108,7 +124,7 @@ describe('POST /api/v1/patches', () => {
     const after = await snapshot(app, dataDir)
 
     expectProblem(res, 422, 'MPATCH_INVALID_PATCH')
-    expect(res.json().message ?? res.json().detail).toMatch(/GARBAGE/)
+    expect(res.json().detail).toMatch(/GARBAGE/)
     expect(after.patches).toEqual([])
     expect(after.content).toEqual(before.content)
     expect(after.events).toEqual([])
@@ -122,7 +138,7 @@ describe('POST /api/v1/patches', () => {
     const res = await nativeUpload(app, [set.file.HOSTILE])
 
     expectProblem(res, 422, 'MPATCH_INVALID_PATCH')
-    expect(res.json().message ?? res.json().detail).toMatch(/\.\./)
+    expect(res.json().detail).toMatch(/\.\./)
     expect((await snapshot(app, dataDir)).content).toEqual(before.content)
     expect((await app.inject({ url: '/api/v1/patches' })).json().items).toEqual([])
   })
@@ -179,7 +195,7 @@ describe('GET /api/v1/patches/{id}', () => {
     const { app } = await newApp(set)
     await seed(app, set, ['P1', 'P2'])
 
-    const res = await app.inject({ url: '/api/v1/patches/.hidden' })
+    const res = await app.inject({ url: '/api/v1/patches/P2' })
 
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ id: 'P2', requires: ['P1'], repostate: 'Available', patchstate: 'n/a', contents: { rpm: ['fix-a-1.2-1.noarch.rpm'], deb: [] } })
@@ -200,12 +216,12 @@ describe('DELETE /api/v1/patches/{id}', () => {
     const empty = await snapshot(app, dataDir)
     await seed(app, set, ['P1'])
 
-    const res = await app.inject({ method: 'DELETE', url: '/api/v1/patches/.hidden' })
+    const res = await app.inject({ method: 'DELETE', url: '/api/v1/patches/P1' })
 
     expect(res.statusCode).toBe(204)
     expect(res.body).toBe('')
     expect((await snapshot(app, dataDir)).content).toEqual(empty.content)
-    expectProblem(await app.inject({ url: '/api/v1/patches/.hidden' }), 404, 'MPATCH_PATCH_NOT_FOUND')
+    expectProblem(await app.inject({ url: '/api/v1/patches/P1' }), 404, 'MPATCH_PATCH_NOT_FOUND')
   })
 
   it('refuses an applied patch (409 MPATCH_PATCH_WRONG_STATE), an unknown one (404) and a bad id (400), changing nothing', async () => {
@@ -214,7 +230,7 @@ describe('DELETE /api/v1/patches/{id}', () => {
     await post(app, '/api/v1/patches/P1/apply')
     const before = await snapshot(app, dataDir)
 
-    const applied = await app.inject({ method: 'DELETE', url: '/api/v1/patches/.hidden' })
+    const applied = await app.inject({ method: 'DELETE', url: '/api/v1/patches/P1' })
     const unknown = await app.inject({ method: 'DELETE', url: '/api/v1/patches/NOPE' })
     const bad = await app.inject({ method: 'DELETE', url: '/api/v1/patches/.hidden' })
     const after = await snapshot(app, dataDir)
@@ -254,11 +270,11 @@ describe('POST /api/v1/patches/{id}/apply', () => {
     const type = await post(app, '/api/v1/patches/P1/apply', { dryRun: 'yes' })
 
     expectProblem(missing, 409, 'MPATCH_REQUIREMENT_NOT_APPLIED')
-    expect(missing.json().message ?? missing.json().detail).toBe('P1 is required by: P2')
+    expect(missing.json().detail).toBe('P1 is required by: P2')
     expectProblem(unknown, 404, 'MPATCH_PATCH_NOT_FOUND')
     expectProblem(bad, 400, 'MPATCH_INVALID_PATCH_ID')
-    expect(field.statusCode).toBe(400)
-    expect(type.statusCode).toBe(400)
+    expectProblem(field, 400, 'MPATCH_VALIDATION')
+    expectProblem(type, 400, 'MPATCH_VALIDATION')
     const after = await snapshot(app, dataDir)
     expect(after.patches).toEqual(before.patches)
     expect(after.events).toEqual(before.events)
@@ -287,7 +303,7 @@ describe('POST /api/v1/patches/{id}/apply', () => {
 
     expectProblem(dry, 409, 'MPATCH_SEMANTIC_CHECK_FAILED')
     expectProblem(res, 409, 'MPATCH_SEMANTIC_CHECK_FAILED')
-    expect(res.json().message ?? res.json().detail).toMatch(/controller must be locked/)
+    expect(res.json().detail).toMatch(/controller must be locked/)
     expect(skipped.json().changed).toEqual(['SBAD'])
   })
 
@@ -346,7 +362,7 @@ describe('POST /api/v1/patches/{id}/remove', () => {
     const skipped = await post(app, '/api/v1/patches/P1/remove', { skipAppCheck: true })
 
     expectProblem(refused, 409, 'MPATCH_REQUIRED_BY_APP')
-    expect(refused.json().message ?? refused.json().detail).toBe('P1 is required by application(s): vault')
+    expect(refused.json().detail).toBe('P1 is required by application(s): vault')
     expect(skipped.json().changed).toEqual(['P1'])
   })
 
@@ -438,7 +454,7 @@ describe('GET /api/v1/patches/{id}/dependencies', () => {
 
     expectProblem(await app.inject({ url: '/api/v1/patches/NOPE/dependencies' }), 404, 'MPATCH_PATCH_NOT_FOUND')
     expectProblem(await app.inject({ url: '/api/v1/patches/-x/dependencies' }), 400, 'MPATCH_INVALID_PATCH_ID')
-    expect((await app.inject({ url: '/api/v1/patches/P1/dependencies?recursive=maybe' })).statusCode).toBe(400)
+    expectProblem(await app.inject({ url: '/api/v1/patches/P1/dependencies?recursive=maybe' }), 400, 'MPATCH_VALIDATION')
   })
 })
 
@@ -478,9 +494,9 @@ describe('/api/v1/releases', () => {
 
     expectProblem(await post(app, '/api/v1/releases', { release: '23.09' }), 409, 'MPATCH_RELEASE_EXISTS')
     expectProblem(await post(app, '/api/v1/releases', { release: '22.12' }), 409, 'MPATCH_RUNNING_RELEASE')
-    expect((await post(app, '/api/v1/releases', { release: '../x' })).statusCode).toBe(400)
-    expect((await post(app, '/api/v1/releases', { release: '24.03', extra: 1 })).statusCode).toBe(400)
-    expect((await post(app, '/api/v1/releases')).statusCode).toBe(400)
+    expectProblem(await post(app, '/api/v1/releases', { release: '../x' }), 400, 'MPATCH_VALIDATION')
+    expectProblem(await post(app, '/api/v1/releases', { release: '24.03', extra: 1 }), 400, 'MPATCH_VALIDATION')
+    expectProblem(await post(app, '/api/v1/releases'), 400, 'MPATCH_VALIDATION')
     expectProblem(await app.inject({ method: 'DELETE', url: '/api/v1/releases/24.03' }), 404, 'MPATCH_RELEASE_NOT_FOUND')
     expectProblem(await app.inject({ method: 'DELETE', url: '/api/v1/releases/22.12' }), 409, 'MPATCH_RUNNING_RELEASE')
     expect(app.core.events.after(0).map((e) => e.event)).toEqual([{ type: 'release', action: 'init', release: '23.09' }])
@@ -516,9 +532,9 @@ describe('/api/v1/app-dependencies', () => {
     const unknown = await app.inject({ method: 'DELETE', url: '/api/v1/app-dependencies/vault' })
 
     expectProblem(badId, 400, 'MPATCH_INVALID_PATCH_ID')
-    expect(empty.statusCode).toBe(400)
-    expect(extra.statusCode).toBe(400)
-    expect(badApp.statusCode).toBe(400)
+    expectProblem(empty, 400, 'MPATCH_VALIDATION')
+    expectProblem(extra, 400, 'MPATCH_VALIDATION')
+    expectProblem(badApp, 400, 'MPATCH_VALIDATION')
     expectProblem(unknown, 404, 'MPATCH_APP_NOT_FOUND')
     expect(app.core.releases.queryAppDependencies()).toEqual({})
   })
