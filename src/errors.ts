@@ -64,4 +64,13 @@ export function outcomeError (code: ErrorCode, text: string): Error {
   return make(text.trim() === '' ? code : text.trim())
 }
 
-export const InvalidCursorError = createError('MPATCH_INVALID_CURSOR', 'Malformed cursor: pass the nextCursor of a previous page unchanged', 400)
+
+// Native hosts, installs, audit and tokens (helper native-hosts).
+export const InvalidCursorError = createError<[string]>('MPATCH_INVALID_CURSOR', 'Invalid cursor: %s', 400)
+export const HostNotLockedError = createError<[string]>('MPATCH_HOST_NOT_LOCKED', '%s', 409)
+export const HostInstallingError = createError<[string]>('MPATCH_INSTALL_IN_PROGRESS', '%s', 409)
+export const ApplyInProgressError = createError<[string]>('MPATCH_APPLY_IN_PROGRESS', '%s', 409)
+export const TokenNotFoundError = createError<[string]>('MPATCH_TOKEN_NOT_FOUND', "No token named '%s'", 404)
+export const TokenExistsError = createError<[string]>('MPATCH_TOKEN_EXISTS', '%s', 409)
+export const TokenInvalidError = createError<[string]>('MPATCH_TOKEN_INVALID', '%s', 400)
+export const TokensFileError = createError<[string]>('MPATCH_TOKENS_FILE', '%s', 500)

@@ -40,7 +40,7 @@ export function createInstallsRepo (db: Db) {
   const one = db.prepare('SELECT * FROM installs WHERE id = ?')
   const openOf = db.prepare("SELECT * FROM installs WHERE hostname = ? AND status IN ('pending', 'installing')")
   const openAll = db.prepare("SELECT * FROM installs WHERE status IN ('pending', 'installing') ORDER BY id")
-  const page = db.prepare('SELECT * FROM installs WHERE id < ? AND (? IS NULL OR hostname = ?) ORDER BY id DESC LIMIT ?')
+  const page = db.prepare('SELECT * FROM installs WHERE id < ? AND (? IS NULL OR hostname = ?) AND (? IS NULL OR status = ?) ORDER BY id DESC LIMIT ?')
   const start = db.prepare("UPDATE installs SET status = 'installing', started_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ? AND status = 'pending'")
   const finish = db.prepare(`UPDATE installs SET status = ?, reason = ?, message = ?, output_tail = ?, changed = ?,
       started_at = coalesce(started_at, strftime('%Y-%m-%dT%H:%M:%fZ','now')), finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
@@ -60,8 +60,9 @@ export function createInstallsRepo (db: Db) {
       return r === undefined ? undefined : toInstall(r)
     },
     open: (): InstallRecord[] => (openAll.all() as Row[]).map(toInstall),
-    list: (limit: number, before = Number.MAX_SAFE_INTEGER, hostname: string | null = null): InstallRecord[] =>
-      (page.all(before, hostname, hostname, limit) as Row[]).map(toInstall),
+    /** Newest first, below the id `before`, of one host and/or one status when given. */
+    list: (limit: number, before = Number.MAX_SAFE_INTEGER, hostname: string | null = null, status: InstallStatus | null = null): InstallRecord[] =>
+      (page.all(before, hostname, hostname, status, status, limit) as Row[]).map(toInstall),
     markStarted: (id: number): boolean => start.run(id).changes > 0,
     finish (id: number, o: { status: 'success' | 'failed' | 'rejected', reason?: string | null, message?: string | null, outputTail?: string | null, changed?: InstallChange[] }): void {
       finish.run(o.status, o.reason ?? null, o.message ?? null, o.outputTail ?? null, JSON.stringify(o.changed ?? []), id)

@@ -1,32 +1,26 @@
-/** GET /api/v1/audit: the audit trail of mutating calls, newest first. */
+/** GET /api/v1/audit: the audit trail of mutating calls, newest first, one page at a time. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
-import { ErrorResponse, Timestamp } from '../schemas/common.js'
-
-const AuditEntry = Type.Object({
-  id: Type.Integer({ description: 'Entry id (use as `before` cursor)' }),
-  at: Timestamp,
-  actor: Type.String({ description: 'Who made the call (listener / token name)' }),
-  action: Type.String({ description: 'Legacy route or native operation' }),
-  target: Type.String({ description: 'Patch IDs, release or host the call named' }),
-  params: Type.Object({}, { additionalProperties: true, description: 'Flags of the call' }),
-  result: Type.Enum(['ok', 'error'], { description: 'error iff the call reported an error' }),
-  detail: Type.String({ description: 'The error text, or the info text on success' })
-}, { description: 'One mutating call' })
+import { ErrorResponse } from '../schemas/common.js'
+import { AuditList, AuditQuery } from '../schemas/hosts.js'
+import { InvalidCursorError } from '../errors.js'
+import { decodeCursor, pageOf } from './cursor.js'
 
 const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/audit', {
     schema: {
       tags: ['operations'],
       summary: 'Audit trail of every mutating call, newest first',
+      description: 'Every mutating call (legacy and native, tokens included) with its actor, target, flags and result, newest first, one page at a time (`limit`, `cursor`). ' +
+        'The deprecated `before` (an entry id) still works in place of `cursor`. A cursor not made by this list is a 400 MPATCH_INVALID_CURSOR.',
       operationId: 'listAudit',
-      querystring: Type.Object({
-        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Page size' }),
-        before: Type.Optional(Type.Integer({ minimum: 1, description: 'Only entries with a smaller id' }))
-      }, { additionalProperties: false }),
-      response: { 200: Type.Object({ items: Type.Array(AuditEntry) }), '4xx': ErrorResponse, '5xx': ErrorResponse }
+      querystring: AuditQuery,
+      response: { 200: AuditList, '4xx': ErrorResponse, '5xx': ErrorResponse }
     }
-  }, async (request) => ({ items: app.core.audit.list(request.query.limit, request.query.before) }))
+  }, async (request) => {
+    const { limit = 100, cursor, before } = request.query
+    if (cursor !== undefined && before !== undefined) throw new InvalidCursorError('give cursor or the deprecated before, not both')
+    return pageOf('audit', app.core.audit.list(limit + 1, before ?? decodeCursor('audit', cursor, 'id')), limit, (e) => e.id)
+  })
 }
 
 export default auditRoutes

@@ -1,14 +1,34 @@
-/** Native API: hosts, installs and release feeds. */
+/** Native API: hosts (list, detail, install requests, drop), installs and release feeds. */
 import multipart from '@fastify/multipart'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ErrorResponse } from '../schemas/common.js'
-import { FeedPackage, Host, HostDetail, HostnameParams, Install, InstallsQuery, ReleaseParams } from '../schemas/agents.js'
-import { HostNotFoundError, InstallNotFoundError, NoFileError, ReleaseNotFoundError, TooManyFilesError, UploadTooLargeError, UploadTotalTooLargeError } from '../errors.js'
+import { FeedPackage, Install, ReleaseParams } from '../schemas/agents.js'
+import { HostDetail, HostList, HostParams, HostsQuery, InstallList, InstallParams, InstallRequestBody, InstallsQuery } from '../schemas/hosts.js'
+import {
+  ApplyInProgressError, HostInstallingError, HostNotFoundError, HostNotLockedError, InstallNotFoundError, InvalidCursorError, NoFileError,
+  ReleaseNotFoundError, TooManyFilesError, UploadTooLargeError, UploadTotalTooLargeError
+} from '../errors.js'
+import type { InstallRefusal } from '../services/installs.js'
+import { decodeCursor, pageOf } from './cursor.js'
 import { actorOf } from '../plugins/auth.js'
 import { saveFileParts, TotalTooLargeError, type SavedPart } from './file-parts.js'
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+
+/** The native answer of each refused install request (the service's legacy message is the detail). */
+const INSTALL_REFUSALS: Record<InstallRefusal, new (message: string) => Error> = {
+  'host-not-found': HostNotFoundError,
+  'apply-in-progress': ApplyInProgressError,
+  'already-installing': HostInstallingError,
+  'host-not-locked': HostNotLockedError
+}
+
+/** The id below which a list continues: from the cursor, or the deprecated `before` (not both). */
+function idCursor (list: string, q: { cursor?: string, before?: number }): number | undefined {
+  if (q.cursor !== undefined && q.before !== undefined) throw new InvalidCursorError('give cursor or the deprecated before, not both')
+  return q.before ?? decodeCursor(list, q.cursor, 'id')
+}
 
 /** design.md section 7: files per feed upload (a release's base packages come in several uploads). */
 export const MAX_FEED_FILES = 256
@@ -18,25 +38,106 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(multipart, { limits: { fileSize: config.MPATCH_MAX_UPLOAD_BYTES, files: MAX_FEED_FILES, fields: 16, parts: MAX_FEED_FILES + 16 } })
 
   app.get('/hosts', {
-    schema: { tags: ['hosts'], summary: 'Hosts in the order they first reported', operationId: 'listHosts', response: { 200: Type.Object({ items: Type.Array(Host) }), ...errors } }
-  }, async () => {
-    return { items: hosts.statuses().map((s) => hosts.view(s.host)) }
+    schema: {
+      tags: ['hosts'],
+      summary: 'Hosts, by hostname, with filters',
+      description: 'Lists the hosts that have reported, ordered by hostname, one page at a time (`limit`, `cursor` from `nextCursor`). ' +
+        'Filters combine: state, current (patch current or not), driver, os (os-release ID), release. An unknown filter value is a 400; a cursor not made by this list is a 400 MPATCH_INVALID_CURSOR.',
+      operationId: 'listHosts',
+      querystring: HostsQuery,
+      response: { 200: HostList, ...errors }
+    }
+  }, async (request) => {
+    const { limit = 100, cursor, ...filter } = request.query
+    const after = decodeCursor('hosts', cursor, 'name')
+    return pageOf('hosts', hosts.list(filter, after, limit + 1), limit, (h) => h.hostname)
   })
 
   app.get('/hosts/:hostname', {
-    schema: { tags: ['hosts'], summary: 'A host with its packages and its plan', operationId: 'getHost', params: HostnameParams, response: { 200: HostDetail, ...errors } }
+    schema: {
+      tags: ['hosts'],
+      summary: 'A host with its packages, plan, held packages and reboot reasons',
+      description: 'The host view, the inventory it last sent, what it must do now (the plan its agent fetches), the packages the controller leaves as they are (with why) ' +
+        'and why a reboot is required or pending. 404 MPATCH_HOST_NOT_FOUND when no host of that name has reported.',
+      operationId: 'getHost',
+      params: HostParams,
+      response: { 200: HostDetail, ...errors }
+    }
   }, async (request) => {
     const h = hosts.get(request.params.hostname)
     if (h === undefined) throw new HostNotFoundError(request.params.hostname)
-    return { host: hosts.view(h), packages: hosts.packages(h.hostname), plan: hosts.plan(h.hostname) as NonNullable<ReturnType<typeof hosts.plan>> }
+    const plan = hosts.plan(h.hostname)
+    if (plan === undefined) throw new HostNotFoundError(request.params.hostname)
+    return { host: hosts.view(h), packages: hosts.packages(h.hostname), plan, held: plan.held, rebootReasons: hosts.rebootReasons(h) }
+  })
+
+  app.post('/hosts/:hostname/installs', {
+    schema: {
+      tags: ['hosts', 'installs'],
+      summary: 'Ask a host to install its plan',
+      description: 'Queues an install request for the host\'s agent and answers 202 with the request; poll the `Location` (GET /api/v1/installs/{id}) for its outcome. ' +
+        'Refusals: 404 MPATCH_HOST_NOT_FOUND (no such host), 409 MPATCH_HOST_NOT_LOCKED (the host\'s last report says it is not locked and neither force nor in-service patching applies), ' +
+        '409 MPATCH_APPLY_IN_PROGRESS (a patch apply or remove is queued or running), 409 MPATCH_INSTALL_IN_PROGRESS (the host already has an open request).',
+      operationId: 'createHostInstall',
+      params: HostParams,
+      body: InstallRequestBody,
+      response: {
+        202: { ...Install, description: 'The request was queued; its URL is in Location' },
+        ...errors
+      }
+    }
+  }, async (request, reply) => {
+    const out = await installs.installAsync({ actor: actorOf(request) }, request.params.hostname, request.body?.force === true,
+      { exact: true, refuseUnlocked: true, action: 'create_install' })
+    if (out.install === undefined) {
+      const Refusal = INSTALL_REFUSALS[out.refusal ?? 'host-not-found']
+      throw out.refusal === 'host-not-found' ? new HostNotFoundError(request.params.hostname) : new Refusal(out.error.trim())
+    }
+    return await reply.code(202).header('location', `/api/v1/installs/${out.install.id}`).send(out.install)
+  })
+
+  app.delete('/hosts/:hostname', {
+    schema: {
+      tags: ['hosts'],
+      summary: 'Forget a host (drop)',
+      description: 'Drops the host: its record and inventory go, an open install request of it fails with reason host-dropped. A host that reports again comes back as new. ' +
+        '404 MPATCH_HOST_NOT_FOUND when no host of that name has reported.',
+      operationId: 'deleteHost',
+      params: HostParams,
+      response: { 204: Type.Null({ description: 'Dropped' }), ...errors }
+    }
+  }, async (request, reply) => {
+    const out = await hosts.drop({ actor: actorOf(request) }, request.params.hostname, { exact: true, action: 'delete_host' })
+    if (out.refusal === 'host-not-found') throw new HostNotFoundError(request.params.hostname)
+    return await reply.code(204).send(null)
   })
 
   app.get('/installs', {
-    schema: { tags: ['installs'], summary: 'Install history, newest first', operationId: 'listInstalls', querystring: InstallsQuery, response: { 200: Type.Object({ items: Type.Array(Install) }), ...errors } }
-  }, async (request) => ({ items: installs.list(request.query.limit, request.query.before, request.query.hostname ?? null) }))
+    schema: {
+      tags: ['installs'],
+      summary: 'Install history, newest first, with filters',
+      description: 'Install requests and their outcomes, newest first, one page at a time (`limit`, `cursor`); filters hostname and status. ' +
+        'The deprecated `before` (an id) still works in place of `cursor`. A cursor not made by this list is a 400 MPATCH_INVALID_CURSOR.',
+      operationId: 'listInstalls',
+      querystring: InstallsQuery,
+      response: { 200: InstallList, ...errors }
+    }
+  }, async (request) => {
+    const { limit = 100, hostname, status } = request.query
+    const before = idCursor('installs', request.query)
+    return pageOf('installs', installs.list(limit + 1, before, hostname ?? null, status ?? null), limit, (i) => i.id)
+  })
 
   app.get('/installs/:id', {
-    schema: { tags: ['installs'], summary: 'One install: status, timestamps, reason, output tail', operationId: 'getInstall', params: Type.Object({ id: Type.Integer({ minimum: 1 }) }), response: { 200: Install, ...errors } }
+    schema: {
+      tags: ['installs'],
+      summary: 'One install: status, timestamps, reason, output tail',
+      description: 'The install request of that id, as it stands: pending until the agent picks it up, then installing, then success, failed or rejected with the agent\'s reason and output tail. ' +
+        '404 MPATCH_INSTALL_NOT_FOUND when there is none.',
+      operationId: 'getInstall',
+      params: InstallParams,
+      response: { 200: Install, ...errors }
+    }
   }, async (request) => {
     const rec = installs.get(request.params.id)
     if (rec === undefined) throw new InstallNotFoundError(String(request.params.id))

@@ -8,6 +8,7 @@ import {
   QueryHostsResponse, QueryQuery, QueryResponse, ReportAppDependenciesResponse, ShowResponse
 } from '../schemas/legacy.js'
 import type { Caller } from '../services/queue.js'
+import type { LegacyResult as Messages } from '../services/results.js'
 import type { ImportSource } from '../services/upload-dir.js'
 import { createLegacyViews } from './legacy-views.js'
 import { actorOf } from '../plugins/auth.js'
@@ -45,6 +46,9 @@ function mergedParams (request: FastifyRequest): Params {
   if (body !== null && typeof body === 'object' && !Buffer.isBuffer(body)) return { ...q, ...(body as Params) }
   return { ...q }
 }
+
+/** A core answer as legacy sends it: the three messages only (the refusal kinds and records of the native API stay out). */
+const messages = ({ info, warning, error }: Messages): Messages => ({ info, warning, error })
 
 class MalformedPath extends Error {}
 
@@ -347,7 +351,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     // force is on when any later segment is exactly `force` (spec 2.3.13).
     handler: async ({ segs, caller }) => segs.length === 0
       ? { error: 'Host must be specified for install' }
-      : await installs.installAsync(caller, segs[0], segs.slice(1).includes('force'))
+      : messages(await installs.installAsync(caller, segs[0], segs.slice(1).includes('force')))
   })
 
   register(app, {
@@ -355,7 +359,7 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
     positional: 'host',
     summary: 'Forget a host',
     response: LegacyResult,
-    handler: async ({ segs, caller }) => segs.length === 0 ? { error: 'Host must be specified' } : await hosts.drop(caller, segs[0])
+    handler: async ({ segs, caller }) => segs.length === 0 ? { error: 'Host must be specified' } : messages(await hosts.drop(caller, segs[0]))
   })
 
   /** Streams every `file` part to a private temp folder (bounded by MPATCH_MAX_UPLOAD_BYTES); imports the last one. */

@@ -47,7 +47,7 @@ export function patchView ({ patch: p, patchstate }: PatchWithState): Patch {
 export function afterOf (cursor: string | undefined): string | null {
   if (cursor === undefined) return null
   const after = decodeCursor(cursor)
-  if (after === null) throw new InvalidCursorError()
+  if (after === null) throw new InvalidCursorError('pass the nextCursor of a previous page unchanged')
   return after
 }
 

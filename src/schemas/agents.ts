@@ -19,9 +19,12 @@ export const Package = Type.Object({
   version: Type.String({ minLength: 1, maxLength: 255, description: 'Upstream version' }),
   release: Type.Union([Type.Null(), Type.String({ maxLength: 255 })], { description: 'rpm release / Debian revision, null when none' }),
   arch: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,32}$', description: 'Architecture (x86_64, noarch, amd64, all, ...)' })
-}, { additionalProperties: false, description: 'An installed package' })
+}, { additionalProperties: false, title: 'HostPackage', description: 'An installed package' })
 
-const AgentState = Type.Enum(['idle', 'installing', 'install-failed', 'install-rejected'], { description: 'Agent state (legacy values)' })
+/** Agent states (legacy values); the host views show the same set. */
+export const AGENT_STATES = ['idle', 'installing', 'install-failed', 'install-rejected'] as const
+export const DRIVERS = ['deb', 'rpm', 'ostree', 'swupd'] as const
+const AgentState = Type.Enum(AGENT_STATES, { description: 'Agent state (legacy values)' })
 
 export const ReportBody = Type.Object({
   ip: Type.Optional(Type.String({ maxLength: 64, description: 'Management address; default: the address the request comes from' })),
@@ -34,7 +37,7 @@ export const ReportBody = Type.Object({
     prettyName: Type.String({ maxLength: 256, description: 'os-release PRETTY_NAME' })
   }, { additionalProperties: false }),
   arch: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,32}$', description: 'Machine architecture (uname -m)' }),
-  driver: Type.Enum(['deb', 'rpm', 'swupd', 'ostree'], { description: 'Driver the agent uses' }),
+  driver: Type.Enum(DRIVERS, { description: 'Driver the agent uses' }),
   state: AgentState,
   patchFailed: Type.Boolean({ description: 'The last install failed' }),
   requiresReboot: Type.Boolean({ description: 'The host needs a reboot' }),
@@ -69,7 +72,7 @@ export const HeldPackage = Type.Object({
   arch: Type.String(),
   installed: Type.String({ description: 'Installed [epoch:]version[-release]' }),
   reason: Type.String({ description: 'Why it stays, e.g. no older version to go back to' })
-}, { description: 'A held package' })
+}, { title: 'HeldPackage', description: 'A package the controller leaves as it is, and why' })
 
 export const PlanAnswer = Type.Object({
   current: Type.Boolean({ description: 'Nothing to do' }),
@@ -92,6 +95,16 @@ export const PlanAnswer = Type.Object({
     url: Type.String({ description: 'The release\'s feed repository, relative to the controller' }),
     ref: Type.String({ description: 'The ref to pull it under (starlingx)' })
   }, { description: 'OSTree hosts: what to pull and deploy' }))
+}, {
+  title: 'HostPlan',
+  description: 'What the host must do now, from the same analysis that computes the patch states',
+  examples: [{
+    current: false,
+    installId: null,
+    install: [{ name: 'bash', version: '5.2.15-3', arch: 'amd64', fileName: 'bash_5.2.15-3_amd64.deb', sha256: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', size: 1476280, url: '/api/v1/content/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08' }],
+    remove: [],
+    held: []
+  }]
 })
 
 export const InstallIdParams = Type.Object({
@@ -116,57 +129,87 @@ export const InstallResultBody = Type.Object({
   inventoryHash: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' }))
 }, { additionalProperties: false })
 
-export const Install = Type.Object({
-  id: Type.Integer(),
-  hostname: Type.String(),
-  status: Type.Enum(['pending', 'installing', 'success', 'failed', 'rejected']),
-  force: Type.Boolean(),
-  requestedAt: Timestamp,
-  startedAt: Type.Union([Timestamp, Type.Null()]),
-  finishedAt: Type.Union([Timestamp, Type.Null()]),
-  reason: Type.Union([Type.String(), Type.Null()]),
-  message: Type.Union([Type.String(), Type.Null()]),
-  outputTail: Type.Union([Type.String(), Type.Null()]),
-  changed: Type.Array(Change)
-}, { description: 'An install request and its outcome' })
+export const INSTALL_EXAMPLE = {
+  id: 12,
+  hostname: 'compute-0',
+  status: 'success',
+  force: false,
+  requestedAt: '2026-12-02T10:00:00.000Z',
+  startedAt: '2026-12-02T10:00:01.250Z',
+  finishedAt: '2026-12-02T10:00:09.800Z',
+  reason: null,
+  message: null,
+  outputTail: 'Setting up bash (5.2.15-3) ...\n',
+  changed: [{ name: 'bash', arch: 'amd64', from: '5.2.15-2', to: '5.2.15-3' }]
+}
 
-export const InstallsQuery = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
-  before: Type.Optional(Type.Integer({ minimum: 1, description: 'Only ids below this' })),
-  hostname: Type.Optional(Type.String({ pattern: HOSTNAME_PATTERN }))
-}, { additionalProperties: false })
+export const INSTALL_STATUSES = ['pending', 'installing', 'success', 'failed', 'rejected'] as const
+
+export const Install = Type.Object({
+  id: Type.Integer({ description: 'Install request id' }),
+  hostname: Type.String({ description: 'The host asked to install' }),
+  status: Type.Enum(INSTALL_STATUSES, { description: 'pending (not picked up yet), installing, or the outcome' }),
+  force: Type.Boolean({ description: 'Install even on an unlocked host' }),
+  requestedAt: Timestamp,
+  startedAt: Type.Union([Timestamp, Type.Null()], { description: 'When the agent picked it up' }),
+  finishedAt: Type.Union([Timestamp, Type.Null()], { description: 'When the outcome came' }),
+  reason: Type.Union([Type.String(), Type.Null()], { description: 'Machine-readable reason of a failure or rejection' }),
+  message: Type.Union([Type.String(), Type.Null()], { description: 'One sentence for humans' }),
+  outputTail: Type.Union([Type.String(), Type.Null()], { description: 'Tail of the tools\' output' }),
+  changed: Type.Array(Change, { description: 'Packages the install changed' })
+}, { title: 'Install', description: 'An install request and its outcome', examples: [INSTALL_EXAMPLE] })
+
+export const HOST_EXAMPLE = {
+  hostname: 'compute-0',
+  ip: '192.168.204.12',
+  nodetype: 'worker',
+  subfunctions: ['worker'],
+  swVersion: '22.12',
+  os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
+  arch: 'x86_64',
+  driver: 'deb',
+  state: 'idle',
+  patchFailed: false,
+  requiresReboot: false,
+  rebootReasons: [],
+  rebootAfterInstall: false,
+  bootId: '5b0e3f5c-7c1e-4a4e-9d2a-0f6c1e8a9b10',
+  locked: true,
+  patchCurrent: false,
+  staleDetails: false,
+  installed: { bash: '5.2.15-2@amd64' },
+  toRemove: [],
+  missingPkgs: [],
+  held: [],
+  firstSeenAt: '2026-12-01T08:00:00.000Z',
+  lastReportAt: '2026-12-02T10:05:00.000Z'
+}
 
 export const Host = Type.Object({
-  hostname: Type.String(),
-  ip: Type.String(),
-  nodetype: Type.Union([Type.String(), Type.Null()]),
-  subfunctions: Type.Array(Type.String()),
-  swVersion: Type.String(),
-  os: Type.Object({ id: Type.String(), versionId: Type.String(), prettyName: Type.String() }),
-  arch: Type.String(),
-  driver: Type.String(),
-  state: Type.String(),
-  patchFailed: Type.Boolean(),
+  hostname: Type.String({ description: 'Host name the agent reports under' }),
+  ip: Type.String({ description: 'Management address' }),
+  nodetype: Type.Union([Type.String(), Type.Null()], { description: 'controller, worker or storage' }),
+  subfunctions: Type.Array(Type.String(), { description: 'e.g. ["controller","worker","lowlatency"]' }),
+  swVersion: Type.String({ description: 'Release the host runs' }),
+  os: Type.Object({ id: Type.String(), versionId: Type.String(), prettyName: Type.String() }, { description: 'From the host\'s os-release' }),
+  arch: Type.String({ description: 'Machine architecture' }),
+  driver: Type.String({ description: 'Driver the agent uses: deb, rpm, ostree or swupd' }),
+  state: Type.Enum(AGENT_STATES, { description: 'Agent state (legacy values); a request the agent has not picked up yet counts as installing' }),
+  patchFailed: Type.Boolean({ description: 'The last install failed' }),
   requiresReboot: Type.Boolean({ description: 'The OS says so, or an install applied packages of a reboot-required patch since the last boot' }),
-  rebootReasons: Type.Array(Type.String()),
+  rebootReasons: Type.Array(Type.String(), { description: 'Why the host says it needs a reboot (as its agent reported)' }),
   rebootAfterInstall: Type.Boolean({ description: 'An install applied packages of a reboot-required patch; cleared when the host reports a new boot id' }),
   bootId: Type.Union([Type.String(), Type.Null()], { description: 'The boot id the agent last reported (null: none)' }),
-  locked: Type.Boolean(),
-  patchCurrent: Type.Boolean(),
+  locked: Type.Boolean({ description: 'The node lock flag exists (as of the last report)' }),
+  patchCurrent: Type.Boolean({ description: 'Nothing to install or remove' }),
   staleDetails: Type.Boolean({ description: 'The inventory lags the reports by over two report intervals, or a full one was asked for and has not come' }),
   installed: Type.Record(Type.String(), Type.String(), { description: 'Packages needing a change: installed version@arch' }),
-  toRemove: Type.Array(Type.String()),
-  missingPkgs: Type.Array(Type.String()),
-  held: Type.Optional(Type.Array(HeldPackage)),
+  toRemove: Type.Array(Type.String(), { description: 'Packages to remove' }),
+  missingPkgs: Type.Array(Type.String(), { description: 'Packages to install' }),
+  held: Type.Optional(Type.Array(HeldPackage, { description: 'Packages left as they are, with why' })),
   firstSeenAt: Timestamp,
   lastReportAt: Timestamp
-}, { description: 'A host' })
-
-export const HostDetail = Type.Object({
-  host: Host,
-  packages: Type.Array(Package),
-  plan: PlanAnswer
-})
+}, { title: 'Host', description: 'A host as its agent reports it, with its patch status', examples: [HOST_EXAMPLE] })
 
 export const FeedPackage = Type.Object({
   id: Type.Integer(),

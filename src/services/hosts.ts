@@ -7,7 +7,7 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import type { Repos } from '../db/index.js'
-import type { HostPackage, HostRecord } from '../db/hosts.js'
+import type { AgentState, HostPackage, HostRecord } from '../db/hosts.js'
 import type { EventBus } from './events.js'
 import type { Fleet } from './fleet.js'
 import type { Installs } from './installs.js'
@@ -40,7 +40,7 @@ export interface HostStatus {
   stale: boolean
   duplicates: Duplicates
   /** A request the agent has not picked up yet already counts as installing (the CLI polls right after asking). */
-  state: string
+  state: AgentState
   /** The OS says so, or an install applied packages of a reboot-required patch since the last boot. */
   requiresReboot: boolean
   rebootAfterInstall: boolean
@@ -58,6 +58,34 @@ function ostreePlan (a: HostAnalysis, release: string): Pick<HostPlan, 'deploy'>
   const commit = (a.plan as OstreePlan).deploy
   return commit === undefined ? {} : { deploy: { commit, url: `/api/v1/ostree/${release}/repo`, ref: 'starlingx' } }
 }
+
+/** What the native host list filters on (every field optional; all given must match). */
+export interface HostFilter {
+  /** The view's state: the agent's, with a request it has not picked up yet counting as installing. */
+  state?: AgentState
+  current?: boolean
+  driver?: string
+  /** os-release ID. */
+  os?: string
+  /** The release the host runs (sw_version). */
+  release?: string
+}
+
+/** Why a host needs (or will need) a reboot: what its agent says, and what the controller saw an install do. */
+export interface RebootReason {
+  source: 'host' | 'install'
+  detail: string
+  /** source install: the install that changed packages of reboot-required patches. */
+  installId?: number
+  /** source install: those packages. */
+  packages?: string[]
+}
+
+/** A drop refused for an unknown host carries its kind besides the legacy message. */
+export interface DropAnswer extends LegacyResult { refusal?: 'host-not-found' }
+
+/** How many of a host's newest installs are searched for the one that made a reboot necessary. */
+const REBOOT_INSTALL_LOOKBACK = 50
 
 const heldView = (a: HostAnalysis): HostPlan['held'] => a.held.map(({ name, arch, installed, reason }) => ({ name, arch, installed, reason }))
 
@@ -121,6 +149,23 @@ export function createHostViews (deps: { config: Config, repos: Repos, fleet: Fl
     }
   }
 
+  function viewOf (s: HostStatus) {
+    const { patchedBootId, ...rest } = s.host
+    return {
+      ...rest,
+      state: s.state,
+      requiresReboot: s.requiresReboot,
+      rebootAfterInstall: s.rebootAfterInstall,
+      patchCurrent: s.analysis.current,
+      installed: s.analysis.installed,
+      toRemove: s.analysis.toRemove,
+      missingPkgs: s.analysis.missing,
+      staleDetails: s.stale,
+      // Packages the rule leaves as they are (design.md 5: no older file to go back to), with why.
+      held: heldView(s.analysis)
+    }
+  }
+
   return {
     close (): void {
       clearInterval(timer)
@@ -142,21 +187,49 @@ export function createHostViews (deps: { config: Config, repos: Repos, fleet: Fl
     status,
 
     /** The native host view. */
-    view (h: HostRecord) {
-      const s = status(h)
-      const { patchedBootId, ...rest } = h
-      return {
-        ...rest,
-        requiresReboot: s.requiresReboot,
-        rebootAfterInstall: s.rebootAfterInstall,
-        patchCurrent: s.analysis.current,
-        installed: s.analysis.installed,
-        toRemove: s.analysis.toRemove,
-        missingPkgs: s.analysis.missing,
-        staleDetails: s.stale,
-        // Packages the rule leaves as they are (design.md 5: no older file to go back to), with why.
-        held: heldView(s.analysis)
+    view: (h: HostRecord) => viewOf(status(h)),
+
+    /**
+     * Native host views matching `filter`, by hostname (a keyset order that survives hosts coming
+     * and going between pages), after the hostname `after`, at most `limit`.
+     */
+    list (filter: HostFilter, after: string | undefined, limit: number) {
+      const allow = states.allowInsvc()
+      const out: Array<ReturnType<typeof viewOf>> = []
+      const sorted = fleet.list().filter((h) => after === undefined || h.hostname > after).sort((a, b) => a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0)
+      for (const h of sorted) {
+        if (out.length >= limit) break
+        if (filter.driver !== undefined && h.driver !== filter.driver) continue
+        if (filter.os !== undefined && h.os.id !== filter.os) continue
+        if (filter.release !== undefined && h.swVersion !== filter.release) continue
+        const s = status(h, allow)
+        if (filter.state !== undefined && s.state !== filter.state) continue
+        if (filter.current !== undefined && s.analysis.current !== filter.current) continue
+        out.push(viewOf(s))
       }
+      return out
+    },
+
+    /** Why the host needs a reboot, as far as the controller knows (empty: it does not). */
+    rebootReasons (h: HostRecord): RebootReason[] {
+      const out: RebootReason[] = []
+      if (h.requiresReboot) {
+        if (h.rebootReasons.length === 0) out.push({ source: 'host', detail: 'the host reports that it needs a reboot' })
+        for (const detail of h.rebootReasons) out.push({ source: 'host', detail })
+      }
+      if (h.patchedBootId !== null) {
+        const names = fleet.rebootRequiredNames(h)
+        const since = h.patchedBootId === '' ? 'until it reports a boot id (it sent none at the install)' : `until it reports a boot id other than ${h.patchedBootId}`
+        const rec = installs.list(REBOOT_INSTALL_LOOKBACK, undefined, h.hostname)
+          .find((i) => i.status === 'success' && i.changed.some((c) => names.has(c.name)))
+        if (rec === undefined) {
+          out.push({ source: 'install', detail: `an install changed packages of a reboot-required patch: a reboot is pending ${since}` })
+        } else {
+          const packages = [...new Set(rec.changed.filter((c) => names.has(c.name)).map((c) => c.name))].sort()
+          out.push({ source: 'install', detail: `install ${rec.id} changed packages of a reboot-required patch: a reboot is pending ${since}`, installId: rec.id, packages })
+        }
+      }
+      return out
     },
 
     /** What the host must do now, from the same analysis that computes the patch states. */
@@ -175,11 +248,14 @@ export function createHostViews (deps: { config: Config, repos: Repos, fleet: Fl
       }
     },
 
-    /** Legacy drop_host: forget a host (hostname, or IP from the table). */
-    drop: async (caller: Caller, key: string): Promise<LegacyResult> =>
-      await queue.mutate('other', { caller, action: 'drop_host', target: key, params: {} }, () => {
-        const h = fleet.find(key)
-        if (h === undefined) return { info: '', warning: '', error: `Unknown host specified: ${key}\n` }
+    /**
+     * Forgets a host: legacy drop_host (hostname, or IP from the table) and the native DELETE
+     * /hosts/{hostname} (`exact`: the hostname only). An unknown host is a refusal with its kind.
+     */
+    drop: async (caller: Caller, key: string, opts: { exact?: boolean, action?: string } = {}): Promise<DropAnswer> =>
+      await queue.mutate('other', { caller, action: opts.action ?? 'drop_host', target: key, params: {} }, (): DropAnswer => {
+        const h = opts.exact === true ? fleet.get(key) : fleet.find(key)
+        if (h === undefined) return { info: '', warning: '', error: `Unknown host specified: ${key}\n`, refusal: 'host-not-found' }
         drop(h.hostname, 'dropped by request')
         return { info: '', warning: '', error: '' }
       }),

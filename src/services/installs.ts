@@ -8,7 +8,7 @@ import type { Static } from 'typebox'
 import type { Config } from '../config.js'
 import type { Repos } from '../db/index.js'
 import type { AgentState, HostRecord } from '../db/hosts.js'
-import type { InstallRecord } from '../db/installs.js'
+import type { InstallRecord, InstallStatus } from '../db/installs.js'
 import type { InstallResultBody } from '../schemas/agents.js'
 import type { EventBus } from './events.js'
 import type { Fleet } from './fleet.js'
@@ -23,6 +23,24 @@ export interface AgentCommand { type: 'install', installId: number, force: boole
 
 /** The legacy refusal of an install request while patches are being applied or removed. */
 export const APPLY_IN_PROGRESS = 'Rejected: A patch apply or remove is in progress.\n'
+
+/** Why an install request was refused, for callers that answer with a status instead of the legacy message. */
+export type InstallRefusal = 'host-not-found' | 'apply-in-progress' | 'already-installing' | 'host-not-locked'
+
+/** The legacy messages of an install request, plus what the native API needs: the refusal's kind or the new request. */
+export interface InstallAnswer extends LegacyResult {
+  refusal?: InstallRefusal
+  install?: InstallRecord
+}
+
+export interface InstallRequestOptions {
+  /** Only the hostname names the host (legacy callers may name it by its IP too). */
+  exact?: boolean
+  /** Refuse a request without force on a host whose last report says it is not locked. */
+  refuseUnlocked?: boolean
+  /** The audit trail's name of the call (default: the legacy route). */
+  action?: string
+}
 
 export class HostError extends Error {
   constructor (readonly status: 404 | 409, message: string) { super(message) }
@@ -107,7 +125,7 @@ export function createInstalls (deps: { config: Config, repos: Repos, fleet: Fle
     /** The open request of a host (pending or installing), if any. */
     openFor: (hostname: string): InstallRecord | undefined => open.get(hostname),
     anyOpen: (): boolean => open.size > 0,
-    list: (limit: number, before?: number, hostname?: string | null): InstallRecord[] => repos.installs.list(limit, before, hostname ?? null),
+    list: (limit: number, before?: number, hostname?: string | null, status?: InstallStatus | null): InstallRecord[] => repos.installs.list(limit, before, hostname ?? null, status ?? null),
     get: (id: number): InstallRecord | undefined => repos.installs.get(id),
 
     /** The agent reported `installing` for its pending request: it has picked it up (inside the report's transaction). */
@@ -183,34 +201,36 @@ export function createInstalls (deps: { config: Config, repos: Repos, fleet: Fle
       return out.rec
     },
 
-    /** Legacy host_install_async: queue an install request for the host's agent. */
-    async installAsync (caller: Caller, key: string, force: boolean): Promise<LegacyResult> {
-      const call = { caller, action: 'host_install_async', target: key, params: { force } }
+    /**
+     * Queues an install request for the host's agent: legacy host_install_async and the native
+     * POST /hosts/{hostname}/installs. A refusal carries its legacy message in `error` and its kind
+     * in `refusal` (the legacy adapter sends only the messages); an accepted request its `install`.
+     */
+    async installAsync (caller: Caller, key: string, force: boolean, opts: InstallRequestOptions = {}): Promise<InstallAnswer> {
+      const call = { caller, action: opts.action ?? 'host_install_async', target: key, params: { force } }
       // An apply/remove queued or running is "in flight" for the request (design.md section 7).
       if (queue.busy('apply') || queue.busy('remove')) {
         queue.refused(call, APPLY_IN_PROGRESS)
-        return { info: '', warning: '', error: APPLY_IN_PROGRESS }
+        return { info: '', warning: '', error: APPLY_IN_PROGRESS, refusal: 'apply-in-progress' }
       }
-      return await queue.mutate('other', call, () => {
-        const result: LegacyResult = { info: '', warning: '', error: '' }
-        const h = fleet.find(key)
-        if (h === undefined) {
-          result.error = `Unknown host specified: ${key}\n`
-          return result
-        }
+      return await queue.mutate('other', call, (): InstallAnswer => {
+        const refuse = (refusal: InstallRefusal, error: string): InstallAnswer => ({ info: '', warning: '', error, refusal })
+        const h = opts.exact === true ? fleet.get(key) : fleet.find(key)
+        if (h === undefined) return refuse('host-not-found', `Unknown host specified: ${key}\n`)
         const already = open.get(h.hostname)
-        if (already !== undefined) {
-          result.error = `Host ${h.hostname} is already installing (request ${already.id}).\n`
-          return result
-        }
+        if (already !== undefined) return refuse('already-installing', `Host ${h.hostname} is already installing (request ${already.id}).\n`)
         // In-service patching allowed → the install is always forced (spec 2.3.13).
-        const rec = repos.installs.create(h.hostname, force || states.allowInsvc())
+        const forced = force || states.allowInsvc()
+        // The agent would reject it ("Node must be locked."); the native API says so at once instead.
+        if (opts.refuseUnlocked === true && !forced && !h.locked) {
+          return refuse('host-not-locked', `Host ${h.hostname} is not locked (as of its last report at ${h.lastReportAt}); lock it, or ask with force.\n`)
+        }
+        const rec = repos.installs.create(h.hostname, forced)
         open.set(h.hostname, rec)
         fleet.viewChanged()
         wake(h.hostname)
         events.emit({ type: 'install', hostname: h.hostname, installId: rec.id, status: 'pending' })
-        result.info = `Patch installation request sent to ${h.hostname}.\n`
-        return result
+        return { info: `Patch installation request sent to ${h.hostname}.\n`, warning: '', error: '', install: rec }
       })
     }
   }

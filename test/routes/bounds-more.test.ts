@@ -323,6 +323,6 @@ describe('page sizes', () => {
 
     expect(over.statusCode).toBe(400)
     expect(over.json()).toMatchObject(invalid('querystring/limit must be <= 1000'))
-    expect(at.json()).toEqual({ items: [] })
+    expect(at.json()).toEqual({ items: [], nextCursor: null })
   })
 })
