@@ -16,6 +16,7 @@ import fleetRoutes from './routes/fleet.js'
 import ostreeRoutes from './routes/ostree.js'
 import patchRoutes from './routes/patches.js'
 import releaseRoutes from './routes/releases.js'
+import tokenRoutes from './routes/tokens.js'
 import type { CommandRunner } from './services/semantic-checks.js'
 import type { OpenCore } from './core.js'
 import authPlugin, { type AuthPluginOptions } from './plugins/auth.js'
@@ -84,6 +85,7 @@ export async function buildApp (deps: AppDeps) {
     await api.register(ostreeRoutes)
     await api.register(patchRoutes)
     await api.register(releaseRoutes)
+    await api.register(tokenRoutes)
   }, { prefix: '/api/v1' })
   await app.register(legacyRoutes)
   return app

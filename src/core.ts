@@ -26,6 +26,7 @@ import { createPatchStates } from './services/states.js'
 import type { AuditEntry } from './db/audit.js'
 import { createTokenStore, type TokenStore } from './auth/tokens.js'
 import { createEnrollment, type Enrollment } from './services/enrollment.js'
+import { createTokenAdmin, type TokenAdmin } from './services/token-admin.js'
 import { createOstreeFeeds, type OstreeFeeds } from './services/ostree-feeds.js'
 
 export interface Core {
@@ -43,6 +44,8 @@ export interface Core {
   hosts: HostViews
   /** The tokens file (admin, reader and agent tokens) and agent enrollment. */
   tokens: TokenStore
+  /** Token changes over the API (audited). */
+  tokenAdmin: TokenAdmin
   enrollment: Enrollment
   /** Per-release OSTree feed repositories. */
   ostreeFeeds: OstreeFeeds
@@ -96,6 +99,7 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
   const patches = createPatchQueries({ catalog, states })
   const tokens = createTokenStore(config.tokensFile, { log: { error: (msg: string) => { log.error(msg) } } })
   const enrollment = createEnrollment({ tokens, queue })
+  const tokenAdmin = createTokenAdmin({ tokens, queue })
 
   catalog.reload()
   if (opts.runner !== undefined) await ostreeFeeds.loadTips([config.MPATCH_SW_VERSION, ...repos.releases.list()]).catch((err: unknown) => { log.warn({ err }, 'reading the OSTree feed tips failed') })
@@ -124,6 +128,7 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
     installs,
     hosts,
     tokens,
+    tokenAdmin,
     enrollment,
     ostreeFeeds,
     audit: { list: (limit: number, before?: number) => repos.audit.list(limit, before) },

@@ -38,6 +38,8 @@ const AGENT = /^\/api\/v1\/agents\/([^/?]+)\/(?:report|commands|plan|installs\/[
 const CONTENT = /^\/api\/v1\/content\/[^/?]+(?:\?|$)/
 const ENROLL = /^\/api\/v1\/agents\/enroll(?:\?|$)/
 const OSTREE_REPO = /^\/api\/v1\/ostree\/[^/?]+\/repo(?:[/?]|$)/
+// Token names and roles are admin business: reading them too.
+const TOKENS = /^\/api\/v1\/tokens(?:[/?]|$)/
 
 /** The access a request needs, from its method and URL (path as sent, query included). */
 export function accessOf (method: string, url: string): Access {
@@ -50,6 +52,7 @@ export function accessOf (method: string, url: string): Access {
     try { hostname = decodeURIComponent(hostname) } catch {}
     return { kind: 'agent', hostname }
   }
+  if (TOKENS.test(url)) return { kind: 'admin' }
   if (CONTENT.test(url) || ((method === 'GET' || method === 'HEAD') && OSTREE_REPO.test(url))) return { kind: 'content' }
   return method === 'GET' || method === 'HEAD' ? { kind: 'read' } : { kind: 'admin' }
 }
