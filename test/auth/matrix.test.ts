@@ -29,7 +29,7 @@ let app: App
 let ks: RunningKeystone
 const token: Record<string, string | null> = {}
 
-interface Operation { method: 'GET' | 'POST', template: string, url: string }
+interface Operation { method: 'GET' | 'POST' | 'DELETE', template: string, url: string }
 
 /** Every operation of the OpenAPI document with its path parameters filled in. */
 async function operations (): Promise<Operation[]> {
@@ -39,7 +39,7 @@ async function operations (): Promise<Operation[]> {
   for (const [template, ops] of Object.entries(doc.paths)) {
     for (const method of Object.keys(ops)) {
       const url = template.replace(/\{([a-z0-9]+)\}/g, (_, p: string) => fill[p] ?? 'x')
-      out.push({ method: method.toUpperCase() as 'GET' | 'POST', template, url })
+      out.push({ method: method.toUpperCase() as Operation['method'], template, url })
     }
   }
   return out
@@ -116,6 +116,9 @@ describe('authenticated listener: every OpenAPI operation × every identity', ()
     expect(ops.length).toBeGreaterThan(50)
     expect(ops.some((o) => o.template.startsWith('/api/v1/agents/'))).toBe(true)
     expect(ops.some((o) => o.template === '/v1/apply/{ids}' && o.method === 'GET')).toBe(true)
+    expect(ops.filter((o) => o.template.startsWith('/api/v1/tokens')).map((o) => `${o.method} ${o.template}`).sort())
+      .toEqual(['DELETE /api/v1/tokens/{name}', 'GET /api/v1/tokens', 'POST /api/v1/tokens'])
+    expect(accessOf('GET', '/api/v1/tokens?limit=1')).toEqual({ kind: 'admin' })
   })
 
   for (const who of ['none', 'garbage', 'expired', 'revoked', 'reader', 'admin', 'agentA', 'agentB']) {
