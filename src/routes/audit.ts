@@ -1,6 +1,6 @@
 /** GET /api/v1/audit: the audit trail of mutating calls, newest first, one page at a time. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorResponse } from '../schemas/common.js'
+import { Problem } from '../schemas/common.js'
 import { AuditList, AuditQuery } from '../schemas/hosts.js'
 import { InvalidCursorError } from '../errors.js'
 import { decodeCursor, pageOf } from './cursor.js'
@@ -14,7 +14,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'The deprecated `before` (an entry id) still works in place of `cursor`. A cursor not made by this list is a 400 MPATCH_INVALID_CURSOR.',
       operationId: 'listAudit',
       querystring: AuditQuery,
-      response: { 200: AuditList, '4xx': ErrorResponse, '5xx': ErrorResponse }
+      response: { 200: AuditList, '4xx': Problem, '5xx': Problem }
     }
   }, async (request) => {
     const { limit = 100, cursor, before } = request.query

@@ -2,7 +2,7 @@
 import multipart from '@fastify/multipart'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorResponse } from '../schemas/common.js'
+import { Problem } from '../schemas/common.js'
 import { FeedPackage, Install, ReleaseParams } from '../schemas/agents.js'
 import { HostDetail, HostList, HostParams, HostsQuery, InstallList, InstallParams, InstallRequestBody, InstallsQuery } from '../schemas/hosts.js'
 import {
@@ -14,7 +14,7 @@ import { decodeCursor, pageOf } from './cursor.js'
 import { actorOf } from '../plugins/auth.js'
 import { saveFileParts, TotalTooLargeError, type SavedPart } from './file-parts.js'
 
-const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+const errors = { '4xx': Problem, '5xx': Problem }
 
 /** The native answer of each refused install request (the service's legacy message is the detail). */
 const INSTALL_REFUSALS: Record<InstallRefusal, new (message: string) => Error> = {

@@ -4,12 +4,12 @@ import { Type } from 'typebox'
 import { TokenStoreError } from '../auth/tokens.js'
 import { TokenExistsError, TokenInvalidError, TokenNotFoundError, TokensFileError } from '../errors.js'
 import { actorOf } from '../plugins/auth.js'
-import { ErrorResponse } from '../schemas/common.js'
+import { Problem } from '../schemas/common.js'
 import { CreatedToken, CreateTokenBody, TokenList, TokenParams, TokensQuery } from '../schemas/hosts.js'
 import { TokenAdminError } from '../services/token-admin.js'
 import { decodeCursor, pageOf } from './cursor.js'
 
-const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+const errors = { '4xx': Problem, '5xx': Problem }
 
 /** The problem a refused or failed token call answers with. */
 function problemOf (err: unknown): unknown {

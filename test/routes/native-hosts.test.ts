@@ -56,8 +56,15 @@ const get = async (app: App, url: string) => await app.inject({ url })
 
 function expectProblem (res: LightMyRequestResponse, status: number, code: string, detail?: RegExp) {
   expect(res.statusCode, res.body).toBe(status)
-  expect(res.json().code).toBe(code)
-  if (detail !== undefined) expect(res.json().message).toMatch(detail)
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
+  expect(res.json()).toMatchObject({ type: 'about:blank', status, code, instance: expect.stringMatching(/^\/api\/v1\/[^?]*$/) })
+  if (detail !== undefined) expect(res.json().detail).toMatch(detail)
+}
+
+/** A validation problem naming `path` (a JSON pointer into the request part). */
+function expectInvalid (res: LightMyRequestResponse, path: string) {
+  expectProblem(res, 400, 'MPATCH_VALIDATION')
+  expect(res.json().errors.map((e: { path: string }) => e.path)).toContain(path)
 }
 
 /** Follows nextCursor from `url` to the end; returns every page's items. */
@@ -157,21 +164,17 @@ describe('GET /api/v1/hosts', () => {
   })
 
   it.each([
-    ['state=busy', '/state'],
-    ['driver=zypper', '/driver'],
-    ['current=maybe', '/current'],
-    ['limit=0', '/limit'],
-    ['limit=1001', '/limit'],
-    ['os=../etc', '/os'],
-    ['colour=blue', '']
-  ])('refuses %s with a validation error', async (q, where) => {
+    ['state=busy', '/querystring/state'],
+    ['driver=zypper', '/querystring/driver'],
+    ['current=maybe', '/querystring/current'],
+    ['limit=0', '/querystring/limit'],
+    ['limit=1001', '/querystring/limit'],
+    ['os=../etc', '/querystring/os'],
+    ['colour=blue', '/querystring/colour']
+  ])('refuses %s with a validation problem at %s', async (q, where) => {
     const { app } = await buildTestApp()
 
-    const res = await get(app, `/api/v1/hosts?${q}`)
-
-    expect(res.statusCode).toBe(400)
-    expect(res.json().code).toBe('FST_ERR_VALIDATION')
-    expect(res.json().message).toContain(`querystring${where}`)
+    expectInvalid(await get(app, `/api/v1/hosts?${q}`), where)
   })
 
   it.each([
@@ -256,7 +259,7 @@ describe('GET /api/v1/hosts/{hostname}', () => {
     await report(app, 'compute-0')
 
     expectProblem(await get(app, '/api/v1/hosts/compute-9'), 404, 'MPATCH_HOST_NOT_FOUND', /compute-9/)
-    expect((await get(app, '/api/v1/hosts/-x')).statusCode).toBe(400)
+    expectInvalid(await get(app, '/api/v1/hosts/-x'), '/params/hostname')
   })
 })
 
@@ -353,16 +356,15 @@ describe('POST /api/v1/hosts/{hostname}/installs', () => {
   })
 
   it.each([
-    [{ force: 'yes' }, '/force'],
-    [{ forced: true }, '']
-  ])('refuses the body %j (400) and queues nothing', async (body, where) => {
+    [{ force: 'yes' }, '/body/force'],
+    [{ forced: true }, '/body/forced']
+  ])('refuses the body %j (400 at %s) and queues nothing', async (body, where) => {
     const { app } = await buildTestApp()
     await report(app, 'compute-0', { locked: true })
 
     const res = await requestInstall(app, 'compute-0', body)
 
-    expect(res.statusCode).toBe(400)
-    expect(res.json().message).toContain(`body${where}`)
+    expectInvalid(res, where)
     expect((await get(app, '/api/v1/installs')).json().items).toEqual([])
   })
 
@@ -472,7 +474,7 @@ describe('GET /api/v1/installs', () => {
     expectProblem(await get(app, '/api/v1/installs?cursor=%25%25'), 400, 'MPATCH_INVALID_CURSOR')
     expectProblem(await get(app, `/api/v1/installs?cursor=${hostsCursor}`), 400, 'MPATCH_INVALID_CURSOR', /not a cursor of installs/)
     expectProblem(await get(app, `/api/v1/installs?cursor=${Buffer.from('["installs",-1]').toString('base64url')}`), 400, 'MPATCH_INVALID_CURSOR')
-    expect((await get(app, '/api/v1/installs?status=done')).statusCode).toBe(400)
+    expectInvalid(await get(app, '/api/v1/installs?status=done'), '/querystring/status')
   })
 
   it('answers one install, and 404 MPATCH_INSTALL_NOT_FOUND for an id that has none', async () => {
@@ -481,7 +483,7 @@ describe('GET /api/v1/installs', () => {
 
     expect((await get(app, `/api/v1/installs/${ids[1]}`)).json()).toMatchObject({ id: ids[1], hostname: 'compute-1', status: 'rejected', reason: 'dependency-failed' })
     expectProblem(await get(app, '/api/v1/installs/999'), 404, 'MPATCH_INSTALL_NOT_FOUND', /999/)
-    expect((await get(app, '/api/v1/installs/0')).statusCode).toBe(400)
+    expectInvalid(await get(app, '/api/v1/installs/0'), '/params/id')
   })
 })
 

@@ -99,22 +99,24 @@ describe('POST /api/v1/tokens', () => {
     const res = await create(local, body)
 
     expect(res.statusCode).toBe(400)
-    expect(res.json()).toMatchObject({ code: 'MPATCH_TOKEN_INVALID', message })
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/)
+    expect(res.json()).toMatchObject({ status: 400, code: 'MPATCH_TOKEN_INVALID', detail: message, instance: '/api/v1/tokens' })
     expect(await fileText()).toBe('')
     expect((await local.inject({ url: '/api/v1/audit?limit=1' })).json().items[0]).toMatchObject({ action: 'token_create', result: 'error', detail: message })
   })
 
   it.each([
-    [{ name: 'ops', role: 'root' }, 'body/role'],
-    [{ name: '-ops', role: 'admin' }, 'body/name'],
-    [{ name: 'ops', role: 'admin', token: 'mpt_mine' }, 'body'],
-    [{ name: 'a1', role: 'agent', hostname: '../etc' }, 'body/hostname'],
-    [{ role: 'admin' }, 'body']
-  ])('refuses the body %j with a validation error and writes nothing', async (body, where) => {
+    [{ name: 'ops', role: 'root' }, '/body/role'],
+    [{ name: '-ops', role: 'admin' }, '/body/name'],
+    [{ name: 'ops', role: 'admin', token: 'mpt_mine' }, '/body/token'],
+    [{ name: 'a1', role: 'agent', hostname: '../etc' }, '/body/hostname'],
+    [{ role: 'admin' }, '/body/name']
+  ])('refuses the body %j with a validation problem at %s and writes nothing', async (body, where) => {
     const res = await create(local, body)
 
     expect(res.statusCode).toBe(400)
-    expect(res.json().message).toContain(where)
+    expect(res.json().code).toBe('MPATCH_VALIDATION')
+    expect(res.json().errors.map((e: { path: string }) => e.path)).toContain(where)
     expect(await fileText()).toBe('')
   })
 
@@ -126,9 +128,9 @@ describe('POST /api/v1/tokens', () => {
     const reissued = await create(local, { name: 'agent-c0', role: 'agent', hostname: 'compute-0', replace: true })
 
     expect(sameName.statusCode).toBe(409)
-    expect(sameName.json()).toMatchObject({ code: 'MPATCH_TOKEN_EXISTS', message: expect.stringContaining('a token named agent-c0 already exists') })
+    expect(sameName.json()).toMatchObject({ code: 'MPATCH_TOKEN_EXISTS', detail: expect.stringContaining('a token named agent-c0 already exists') })
     expect(sameHost.statusCode).toBe(409)
-    expect(sameHost.json()).toMatchObject({ code: 'MPATCH_TOKEN_EXISTS', message: expect.stringContaining('host compute-0 already has an agent token (agent-c0)') })
+    expect(sameHost.json()).toMatchObject({ code: 'MPATCH_TOKEN_EXISTS', detail: expect.stringContaining('host compute-0 already has an agent token (agent-c0)') })
     expect(reissued.statusCode).toBe(201)
     expect(core.tokens.verify(first.token)).toBeNull()
     expect(core.tokens.verify(reissued.json().token)).toMatchObject({ actor: 'agent:compute-0' })
@@ -149,7 +151,8 @@ describe('DELETE /api/v1/tokens/{name}', () => {
     expect(core.tokens.verify(made.token)).toBeNull()
     expect((await authed.inject({ url: '/api/v1/hosts', headers: { 'x-auth-token': made.token } })).statusCode).toBe(401)
     expect(again.statusCode).toBe(404)
-    expect(again.json()).toMatchObject({ code: 'MPATCH_TOKEN_NOT_FOUND', message: "No token named 'ops'" })
+    expect(again.headers['content-type']).toMatch(/^application\/problem\+json/)
+    expect(again.json()).toMatchObject({ code: 'MPATCH_TOKEN_NOT_FOUND', detail: "No token named 'ops'", instance: '/api/v1/tokens/ops' })
     expect(audit).toMatchObject([
       { actor: 'local', action: 'token_revoke', target: 'ops', result: 'error', detail: 'no token named ops' },
       { actor: 'local', action: 'token_revoke', target: 'ops', result: 'ok', detail: 'revoked token ops' }
@@ -157,7 +160,10 @@ describe('DELETE /api/v1/tokens/{name}', () => {
   })
 
   it('refuses a malformed name (400)', async () => {
-    expect((await local.inject({ method: 'DELETE', url: '/api/v1/tokens/-x' })).statusCode).toBe(400)
+    const res = await local.inject({ method: 'DELETE', url: '/api/v1/tokens/-x' })
+
+    expect(res.statusCode).toBe(400)
+    expect(res.json().errors).toEqual([expect.objectContaining({ path: '/params/name' })])
   })
 })
 
@@ -183,7 +189,9 @@ describe('GET /api/v1/tokens', () => {
     const made = await create(local, { name: 'ops', role: 'admin' })
 
     expect(list.statusCode).toBe(500)
+    expect(list.json()).toMatchObject({ code: 'MPATCH_TOKENS_FILE', detail: expect.stringContaining('is malformed') })
     expect(made.statusCode).toBe(500)
+    expect(made.json().code).toBe('MPATCH_TOKENS_FILE')
     expect(await fileText()).toBe('{"version": 2}')
   })
 })
