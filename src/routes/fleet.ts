@@ -85,10 +85,14 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
         202: { ...Install, description: 'The request was queued; its URL is in Location' },
         ...errors
       }
+    },
+    // Every field is optional, so a bare POST (no body at all) is a request without force.
+    preValidation: async (request) => {
+      if (request.body === undefined || request.body === null) request.body = {}
     }
   }, async (request, reply) => {
-    const out = await installs.installAsync({ actor: actorOf(request) }, request.params.hostname, request.body?.force === true,
-      { exact: true, refuseUnlocked: true, action: 'create_install' })
+    const out = await installs.installAsync({ actor: actorOf(request) }, request.params.hostname, request.body.force === true,
+      { exact: true, refuseUnlocked: true, action: 'install_request' })
     if (out.install === undefined) {
       const Refusal = INSTALL_REFUSALS[out.refusal ?? 'host-not-found']
       throw out.refusal === 'host-not-found' ? new HostNotFoundError(request.params.hostname) : new Refusal(out.error.trim())
@@ -107,7 +111,7 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 204: Type.Null({ description: 'Dropped' }), ...errors }
     }
   }, async (request, reply) => {
-    const out = await hosts.drop({ actor: actorOf(request) }, request.params.hostname, { exact: true, action: 'delete_host' })
+    const out = await hosts.drop({ actor: actorOf(request) }, request.params.hostname, { exact: true, action: 'host_drop' })
     if (out.refusal === 'host-not-found') throw new HostNotFoundError(request.params.hostname)
     return await reply.code(204).send(null)
   })

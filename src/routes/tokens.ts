@@ -65,7 +65,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
     } catch (err) {
       throw problemOf(err)
     }
-    return await reply.code(201).header('location', `/api/v1/tokens/${made.entry.name}`).send({ token: made.token, ...made.entry })
+    return await reply.code(201).send({ token: made.token, ...made.entry })
   })
 
   app.delete('/tokens/:name', {

@@ -74,7 +74,6 @@ describe('POST /api/v1/tokens', () => {
     expect(res.statusCode, res.body).toBe(201)
     const made = res.json()
     expect(made).toEqual({ token: expect.stringMatching(/^mpt_[A-Za-z0-9_-]{43}$/), name: 'ops', role: 'reader', hostname: null, createdAt: expect.any(String) })
-    expect(res.headers.location).toBe('/api/v1/tokens/ops')
     expect(core.tokens.verify(made.token)).toEqual({ actor: 'token:ops', role: 'reader', hostname: null, name: 'ops' })
     expect(list.json()).toEqual({ items: [{ name: 'ops', role: 'reader', hostname: null, createdAt: made.createdAt }], nextCursor: null })
     expect(audit.json().items[0]).toMatchObject({ actor: 'local', action: 'token_create', target: 'ops', params: { role: 'reader', hostname: null, replace: false }, result: 'ok', detail: 'created reader token ops' })
