@@ -64,7 +64,6 @@ export function outcomeError (code: ErrorCode, text: string): Error {
   return make(text.trim() === '' ? code : text.trim())
 }
 
-
 // Native hosts, installs, audit and tokens (helper native-hosts).
 export const InvalidCursorError = createError<[string]>('MPATCH_INVALID_CURSOR', 'Invalid cursor: %s', 400)
 export const HostNotLockedError = createError<[string]>('MPATCH_HOST_NOT_LOCKED', '%s', 409)

@@ -92,7 +92,7 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request, reply) => {
     const out = await installs.installAsync({ actor: actorOf(request) }, request.params.hostname, request.body.force === true,
-      { exact: true, refuseUnlocked: true, action: 'install_request' })
+      { exact: true, refuseUnlocked: true })
     if (out.install === undefined) {
       const Refusal = INSTALL_REFUSALS[out.refusal ?? 'host-not-found']
       throw out.refusal === 'host-not-found' ? new HostNotFoundError(request.params.hostname) : new Refusal(out.error.trim())
@@ -111,7 +111,7 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 204: Type.Null({ description: 'Dropped' }), ...errors }
     }
   }, async (request, reply) => {
-    const out = await hosts.drop({ actor: actorOf(request) }, request.params.hostname, { exact: true, action: 'host_drop' })
+    const out = await hosts.drop({ actor: actorOf(request) }, request.params.hostname, { exact: true })
     if (out.refusal === 'host-not-found') throw new HostNotFoundError(request.params.hostname)
     return await reply.code(204).send(null)
   })

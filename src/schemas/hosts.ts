@@ -73,7 +73,7 @@ export const AuditQuery = Type.Object({
   before: Type.Optional(Type.Integer({ minimum: 1, description: 'Deprecated (use cursor): only entries with a smaller id' }))
 }, { additionalProperties: false })
 
-const AUDIT_EXAMPLE = { id: 41, at: '2026-12-02T10:00:00.000Z', actor: 'token:root', action: 'install_request', target: 'compute-0', params: { force: false }, result: 'ok', detail: 'Patch installation request sent to compute-0.\n' }
+const AUDIT_EXAMPLE = { id: 41, at: '2026-12-02T10:00:00.000Z', actor: 'token:root', action: 'host_install_async', target: 'compute-0', params: { force: false }, result: 'ok', detail: 'Patch installation request sent to compute-0.\n' }
 
 export const AuditEntry = Type.Object({
   id: Type.Integer({ description: 'Entry id' }),

@@ -252,8 +252,8 @@ export function createHostViews (deps: { config: Config, repos: Repos, fleet: Fl
      * Forgets a host: legacy drop_host (hostname, or IP from the table) and the native DELETE
      * /hosts/{hostname} (`exact`: the hostname only). An unknown host is a refusal with its kind.
      */
-    drop: async (caller: Caller, key: string, opts: { exact?: boolean, action?: string } = {}): Promise<DropAnswer> =>
-      await queue.mutate('other', { caller, action: opts.action ?? 'drop_host', target: key, params: {} }, (): DropAnswer => {
+    drop: async (caller: Caller, key: string, opts: { exact?: boolean } = {}): Promise<DropAnswer> =>
+      await queue.mutate('other', { caller, action: 'drop_host', target: key, params: {} }, (): DropAnswer => {
         const h = opts.exact === true ? fleet.get(key) : fleet.find(key)
         if (h === undefined) return { info: '', warning: '', error: `Unknown host specified: ${key}\n`, refusal: 'host-not-found' }
         drop(h.hostname, 'dropped by request')

@@ -38,8 +38,6 @@ export interface InstallRequestOptions {
   exact?: boolean
   /** Refuse a request without force on a host whose last report says it is not locked. */
   refuseUnlocked?: boolean
-  /** The audit trail's name of the call (default: the legacy route). */
-  action?: string
 }
 
 export class HostError extends Error {
@@ -207,7 +205,7 @@ export function createInstalls (deps: { config: Config, repos: Repos, fleet: Fle
      * in `refusal` (the legacy adapter sends only the messages); an accepted request its `install`.
      */
     async installAsync (caller: Caller, key: string, force: boolean, opts: InstallRequestOptions = {}): Promise<InstallAnswer> {
-      const call = { caller, action: opts.action ?? 'host_install_async', target: key, params: { force } }
+      const call = { caller, action: 'host_install_async', target: key, params: { force } }
       // An apply/remove queued or running is "in flight" for the request (design.md section 7).
       if (queue.busy('apply') || queue.busy('remove')) {
         queue.refused(call, APPLY_IN_PROGRESS)

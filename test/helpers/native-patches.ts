@@ -114,7 +114,9 @@ export async function snapshot (app: App, dataDir: string) {
     appDependencies: core.releases.queryAppDependencies(),
     events: core.events.after(0).map((e) => e.event),
     audit: core.audit.list(1000).map(({ actor, action, target, params, result, detail }) => ({ actor, action, target, params, result, detail })),
-    content: await filesUnder(path.join(dataDir, 'content'))
+    content: await filesUnder(path.join(dataDir, 'content')),
+    hosts: core.hosts.statuses().map((st) => ({ hostname: st.host.hostname, state: st.state })).sort((x, y) => x.hostname < y.hostname ? -1 : 1),
+    installs: core.installs.list(1000).map(({ hostname, status, force }) => ({ hostname, status, force }))
   }
 }
 

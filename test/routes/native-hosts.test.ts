@@ -279,7 +279,7 @@ describe('POST /api/v1/hosts/{hostname}/installs', () => {
     expect(rec).toMatchObject({ hostname: 'compute-0', status: 'pending', force: true, startedAt: null, finishedAt: null, changed: [] })
     expect(polled.json()).toEqual(rec)
     expect(commands).toEqual([{ type: 'install', installId: rec.id, force: true }])
-    expect(audit).toMatchObject({ actor: 'local', action: 'install_request', target: 'compute-0', params: { force: false }, result: 'ok' })
+    expect(audit).toMatchObject({ actor: 'local', action: 'host_install_async', target: 'compute-0', params: { force: false }, result: 'ok' })
   })
 
   it('takes a bare POST without a body as a request without force', async () => {
@@ -289,7 +289,7 @@ describe('POST /api/v1/hosts/{hostname}/installs', () => {
     const res = await app.inject({ method: 'POST', url: '/api/v1/hosts/compute-0/installs' })
 
     expect(res.statusCode, res.body).toBe(202)
-    expect((await get(app, '/api/v1/audit?limit=1')).json().items[0]).toMatchObject({ action: 'install_request', params: { force: false }, result: 'ok' })
+    expect((await get(app, '/api/v1/audit?limit=1')).json().items[0]).toMatchObject({ action: 'host_install_async', params: { force: false }, result: 'ok' })
   })
 
   it('refuses an unforced install on an unlocked host while in-service patching is not allowed (409 MPATCH_HOST_NOT_LOCKED); force passes', async () => {
@@ -361,7 +361,7 @@ describe('POST /api/v1/hosts/{hostname}/installs', () => {
 
     expectProblem(unknown, 404, 'MPATCH_HOST_NOT_FOUND', /compute-9/)
     expectProblem(byIp, 404, 'MPATCH_HOST_NOT_FOUND', /10\.0\.0\.7/)
-    expect(audit).toMatchObject({ action: 'install_request', target: '10.0.0.7', result: 'error', detail: 'Unknown host specified: 10.0.0.7\n' })
+    expect(audit).toMatchObject({ action: 'host_install_async', target: '10.0.0.7', result: 'error', detail: 'Unknown host specified: 10.0.0.7\n' })
     expect((await get(app, '/api/v1/installs')).json().items).toEqual([])
   })
 
@@ -408,7 +408,7 @@ describe('DELETE /api/v1/hosts/{hostname}', () => {
     expectProblem(await get(app, '/api/v1/hosts/compute-0'), 404, 'MPATCH_HOST_NOT_FOUND')
     expect((await get(app, '/v1/query_hosts')).json().data.map((h: { hostname: string }) => h.hostname)).toEqual(['compute-1'])
     expect((await get(app, `/api/v1/installs/${rec.id as number}`)).json()).toMatchObject({ status: 'failed', reason: 'host-dropped', message: 'dropped by request' })
-    expect((await get(app, '/api/v1/audit?limit=1')).json().items[0]).toMatchObject({ actor: 'local', action: 'host_drop', target: 'compute-0', result: 'ok' })
+    expect((await get(app, '/api/v1/audit?limit=1')).json().items[0]).toMatchObject({ actor: 'local', action: 'drop_host', target: 'compute-0', result: 'ok' })
   })
 
   it('answers 404 MPATCH_HOST_NOT_FOUND for an unknown host or an IP, and drops nothing', async () => {

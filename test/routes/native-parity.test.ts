@@ -267,18 +267,69 @@ describe('legacy route ↔ native route: the same outcome from the same state', 
     })
   }
 
-  it('query_hosts ↔ GET /hosts (the hosts routes on main today; install and drop have no native twin there yet)', async () => {
+  /** Two apps with the same two reporting hosts (compute-1 locked, compute-0 not). */
+  async function twoFleets () {
     const a = await newApp(set)
     const b = await newApp(set)
     for (const app of [a.app, b.app]) {
-      for (const h of ['controller-1', 'controller-0']) expect((await postReport(app, h, { inventory: [['fix-a', '1.0', '1', 'noarch']] })).statusCode).toBe(200)
+      expect((await postReport(app, 'compute-1', { inventory: [['fix-a', '1.0', '1', 'noarch']], locked: true })).statusCode).toBe(200)
+      expect((await postReport(app, 'compute-0', { inventory: [['fix-a', '1.0', '1', 'noarch']] })).statusCode).toBe(200)
     }
+    return { a, b }
+  }
 
+  it('query_hosts ↔ GET /hosts: the same hosts and states', async () => {
+    const { a, b } = await twoFleets()
     const legacy = await a.app.inject({ url: '/v1/query_hosts' })
     const native = await b.app.inject({ url: '/api/v1/hosts' })
-
-    expect(native.json().items.map((h: { hostname: string }) => h.hostname)).toEqual(legacy.json().data.map((h: { hostname: string }) => h.hostname))
+    const byName = (x: { hostname: string }, y: { hostname: string }) => x.hostname < y.hostname ? -1 : 1
+    // Legacy lists hosts in the order they first reported, the native list by hostname (stable cursors).
+    expect(native.json().items.map((h: { hostname: string, state: string }) => [h.hostname, h.state]))
+      .toEqual((legacy.json().data as Array<{ hostname: string, state: string }>).sort(byName).map((h) => [h.hostname, h.state]))
     expect(await snapshot(b.app, b.dataDir)).toEqual(await snapshot(a.app, a.dataDir))
+  })
+
+  it('host_install_async ↔ POST /hosts/{h}/installs: one install request, the same audit row', async () => {
+    const { a, b } = await twoFleets()
+    const legacy = await a.app.inject({ method: 'POST', url: '/v1/host_install_async/compute-1' })
+    const native = await b.app.inject({ method: 'POST', url: '/api/v1/hosts/compute-1/installs', payload: {} })
+    expect(legacy.json()).toEqual({ info: 'Patch installation request sent to compute-1.\n', warning: '', error: '' })
+    expect(native.statusCode).toBe(202)
+    expect(native.headers.location).toBe(`/api/v1/installs/${String(native.json().id)}`)
+    const sa = await snapshot(a.app, a.dataDir)
+    expect(sa.installs.map((i) => [i.hostname, i.status])).toEqual([['compute-1', 'pending']])
+    expect(await snapshot(b.app, b.dataDir)).toEqual(sa)
+  })
+
+  it('host_install_async/force ↔ POST /hosts/{h}/installs {force: true}', async () => {
+    const { a, b } = await twoFleets()
+    expect((await a.app.inject({ method: 'POST', url: '/v1/host_install_async/compute-0/force' })).json().error).toBe('')
+    expect((await b.app.inject({ method: 'POST', url: '/api/v1/hosts/compute-0/installs', payload: { force: true } })).statusCode).toBe(202)
+    const sa = await snapshot(a.app, a.dataDir)
+    expect(sa.installs.map((i) => [i.hostname, i.status])).toEqual([['compute-0', 'pending']])
+    expect(await snapshot(b.app, b.dataDir)).toEqual(sa)
+  })
+
+  it('host_install_async ↔ POST /hosts/{h}/installs refused while an install is open: nothing queued twice', async () => {
+    const { a, b } = await twoFleets()
+    await a.app.inject({ method: 'POST', url: '/v1/host_install_async/compute-1' })
+    await b.app.inject({ method: 'POST', url: '/api/v1/hosts/compute-1/installs', payload: {} })
+    const legacy = await a.app.inject({ method: 'POST', url: '/v1/host_install_async/compute-1' })
+    const native = await b.app.inject({ method: 'POST', url: '/api/v1/hosts/compute-1/installs', payload: {} })
+    expect(legacy.json().error).not.toBe('')
+    expect(native.statusCode).toBe(409)
+    expect(native.json().detail).toBe(legacy.json().error.trim())
+    expect(await snapshot(b.app, b.dataDir)).toEqual(await snapshot(a.app, a.dataDir))
+  })
+
+  it('drop_host ↔ DELETE /hosts/{h}: the host is gone from both, the same event and audit row', async () => {
+    const { a, b } = await twoFleets()
+    expect((await a.app.inject({ method: 'POST', url: '/v1/drop_host/compute-0' })).json()).toEqual({ info: '', warning: '', error: '' })
+    expect((await b.app.inject({ method: 'DELETE', url: '/api/v1/hosts/compute-0' })).statusCode).toBe(204)
+    const sa = await snapshot(a.app, a.dataDir)
+    expect(sa.hosts.map((h) => h.hostname)).toEqual(['compute-1'])
+    expect(sa.events.at(-1)).toMatchObject({ type: 'host.dropped', hostname: 'compute-0' })
+    expect(await snapshot(b.app, b.dataDir)).toEqual(sa)
   })
 
   it('the native routes and their legacy twins leave the same audit rows (action, target, params, result)', async () => {
