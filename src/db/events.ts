@@ -8,6 +8,8 @@ export function createEventsRepo (db: Db) {
   const after = db.prepare('SELECT id, at, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?')
   const prune = db.prepare('DELETE FROM events WHERE id <= ?')
   const count = db.prepare('SELECT count(*) AS n FROM events')
+  // sqlite_sequence holds the highest id ever given (AUTOINCREMENT), even once its row is pruned.
+  const bounds = db.prepare("SELECT (SELECT min(id) FROM events) AS oldest, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) AS latest")
   return {
     /** Stores one event; returns its id and time. */
     append (type: string, data: unknown): { id: number, at: string } {
@@ -19,7 +21,9 @@ export function createEventsRepo (db: Db) {
     },
     /** Forgets every event up to and including `id`. */
     pruneThrough: (id: number): void => { prune.run(id) },
-    count: (): number => (count.get() as { n: number }).n
+    count: (): number => (count.get() as { n: number }).n,
+    /** The oldest kept id (null: none kept) and the highest id ever given (0: none yet). */
+    bounds: (): { oldest: number | null, latest: number } => bounds.get() as { oldest: number | null, latest: number }
   }
 }
 

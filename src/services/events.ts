@@ -25,6 +25,18 @@ export type DomainEvent =
   /** The application dependencies of report_app_dependencies changed. */
   | { type: 'app-dependencies', app: string }
 
+/** Every event type (a Record, so a type added to DomainEvent without being listed here fails to compile). */
+export const EVENT_TYPES = Object.keys({
+  'patch.catalog': true,
+  'patch.repostate': true,
+  release: true,
+  feed: true,
+  'host.state': true,
+  'host.dropped': true,
+  install: true,
+  'app-dependencies': true
+} satisfies Record<DomainEvent['type'], true>) as Array<DomainEvent['type']>
+
 export interface StoredEvent { id: number, at: string, event: DomainEvent }
 
 /** How many events the table keeps (older ones are pruned in batches). */
@@ -32,7 +44,9 @@ export const MAX_KEPT = 10_000
 
 export function createEventBus (deps: { repo: EventsRepo, log: Logger, keep?: number }) {
   const keep = deps.keep ?? MAX_KEPT
-  const subscribers: Array<(e: StoredEvent) => void> = []
+  // Replaced, never changed in place: a subscriber that unsubscribes (or subscribes) while an event
+  // is handed out must not make emit skip the next one.
+  let subscribers: ReadonlyArray<(e: StoredEvent) => void> = []
   let sincePrune = 0
 
   return {
@@ -56,12 +70,12 @@ export function createEventBus (deps: { repo: EventsRepo, log: Logger, keep?: nu
 
     /** Calls `fn` for every event emitted from now on; returns the unsubscribe function. */
     subscribe (fn: (e: StoredEvent) => void): () => void {
-      subscribers.push(fn)
-      return () => {
-        const i = subscribers.indexOf(fn)
-        if (i >= 0) subscribers.splice(i, 1)
-      }
+      subscribers = [...subscribers, fn]
+      return () => { subscribers = subscribers.filter((f) => f !== fn) }
     },
+
+    /** The oldest kept event id (null: none kept) and the highest id ever given (0: none yet). */
+    bounds: (): { oldest: number | null, latest: number } => deps.repo.bounds(),
 
     /** Stored events with an id above `afterId`, oldest first. */
     after (afterId: number, limit = 1000): StoredEvent[] {
