@@ -17,6 +17,7 @@ import ostreeRoutes from './routes/ostree.js'
 import patchRoutes from './routes/patches.js'
 import releaseRoutes from './routes/releases.js'
 import tokenRoutes from './routes/tokens.js'
+import eventRoutes from './routes/events.js'
 import type { CommandRunner } from './services/semantic-checks.js'
 import type { OpenCore } from './core.js'
 import authPlugin, { type AuthPluginOptions } from './plugins/auth.js'
@@ -87,6 +88,8 @@ export async function buildApp (deps: AppDeps) {
     await api.register(releaseRoutes)
     await api.register(tokenRoutes)
   }, { prefix: '/api/v1' })
+  // Outside the native scope too: an event stream has no ETag.
+  await app.register(eventRoutes, { prefix: '/api/v1' })
   await app.register(legacyRoutes)
   return app
 }

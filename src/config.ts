@@ -37,7 +37,9 @@ export const ConfigSchema = Type.Object({
   MPATCH_KEYSTONE_PROJECT_DOMAIN: Type.String({ default: 'Default', description: 'Its project domain' }),
   MPATCH_KEYSTONE_CACHE_S: Type.Integer({ default: 300, minimum: 0, description: 'Seconds a validated Keystone token is trusted before it is checked again (bounded by its expiry; 0: always check)' }),
   MPATCH_ENROLL_SECRET: Type.String({ default: '', description: 'Shared secret agents enroll with (POST /api/v1/agents/enroll); empty: enrollment off' }),
-  MPATCH_AUTH_FAILURES_PER_MIN: Type.Integer({ default: 30, minimum: 1, description: 'Failed authentications allowed per source address and minute; more answer 429' })
+  MPATCH_AUTH_FAILURES_PER_MIN: Type.Integer({ default: 30, minimum: 1, description: 'Failed authentications allowed per source address and minute; more answer 429' }),
+  MPATCH_EVENTS_HEARTBEAT_MS: Type.Integer({ default: 15000, minimum: 10, description: 'Interval of the comment lines that keep GET /api/v1/events streams open through proxies' }),
+  MPATCH_MAX_EVENT_STREAMS: Type.Integer({ default: 64, minimum: 1, description: 'Most GET /api/v1/events streams open at once; more answer 503' })
 })
 
 export type RawConfig = Static<typeof ConfigSchema>

@@ -28,6 +28,7 @@ import { createTokenStore, type TokenStore } from './auth/tokens.js'
 import { createEnrollment, type Enrollment } from './services/enrollment.js'
 import { createTokenAdmin, type TokenAdmin } from './services/token-admin.js'
 import { createOstreeFeeds, type OstreeFeeds } from './services/ostree-feeds.js'
+import { createEventStreams, type EventStreams } from './services/event-streams.js'
 
 export interface Core {
   config: Config
@@ -49,6 +50,8 @@ export interface Core {
   enrollment: Enrollment
   /** Per-release OSTree feed repositories. */
   ostreeFeeds: OstreeFeeds
+  /** Server-sent event streams (every listener's, counted together). */
+  eventStreams: EventStreams
   audit: { list: (limit: number, before?: number) => AuditEntry[] }
   /** Readiness: throws when the database does not answer. */
   ping: () => void
@@ -100,6 +103,7 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
   const tokens = createTokenStore(config.tokensFile, { log: { error: (msg: string) => { log.error(msg) } } })
   const enrollment = createEnrollment({ tokens, queue })
   const tokenAdmin = createTokenAdmin({ tokens, queue })
+  const eventStreams = createEventStreams({ events, max: config.MPATCH_MAX_EVENT_STREAMS, heartbeatMs: config.MPATCH_EVENTS_HEARTBEAT_MS, log })
 
   catalog.reload()
   if (opts.runner !== undefined) await ostreeFeeds.loadTips([config.MPATCH_SW_VERSION, ...repos.releases.list()]).catch((err: unknown) => { log.warn({ err }, 'reading the OSTree feed tips failed') })
@@ -131,6 +135,7 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
     tokenAdmin,
     enrollment,
     ostreeFeeds,
+    eventStreams,
     audit: { list: (limit: number, before?: number) => repos.audit.list(limit, before) },
     ping: repos.ping,
     content: {

@@ -73,3 +73,6 @@ export const TokenNotFoundError = createError<[string]>('MPATCH_TOKEN_NOT_FOUND'
 export const TokenExistsError = createError<[string]>('MPATCH_TOKEN_EXISTS', '%s', 409)
 export const TokenInvalidError = createError<[string]>('MPATCH_TOKEN_INVALID', '%s', 400)
 export const TokensFileError = createError<[string]>('MPATCH_TOKENS_FILE', '%s', 500)
+
+// Events and metrics (GET /api/v1/events, GET /metrics).
+export const TooManyEventStreamsError = createError<[number]>('MPATCH_TOO_MANY_EVENT_STREAMS', 'Too many event streams open (limit %d); retry later', 503)
