@@ -18,6 +18,7 @@ import patchRoutes from './routes/patches.js'
 import releaseRoutes from './routes/releases.js'
 import tokenRoutes from './routes/tokens.js'
 import eventRoutes from './routes/events.js'
+import metricsRoutes from './routes/metrics.js'
 import type { CommandRunner } from './services/semantic-checks.js'
 import type { OpenCore } from './core.js'
 import authPlugin, { type AuthPluginOptions } from './plugins/auth.js'
@@ -90,6 +91,7 @@ export async function buildApp (deps: AppDeps) {
   }, { prefix: '/api/v1' })
   // Outside the native scope too: an event stream has no ETag.
   await app.register(eventRoutes, { prefix: '/api/v1' })
+  await app.register(metricsRoutes)
   await app.register(legacyRoutes)
   return app
 }

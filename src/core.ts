@@ -29,6 +29,7 @@ import { createEnrollment, type Enrollment } from './services/enrollment.js'
 import { createTokenAdmin, type TokenAdmin } from './services/token-admin.js'
 import { createOstreeFeeds, type OstreeFeeds } from './services/ostree-feeds.js'
 import { createEventStreams, type EventStreams } from './services/event-streams.js'
+import { createMetrics, type Metrics } from './services/metrics.js'
 
 export interface Core {
   config: Config
@@ -50,8 +51,9 @@ export interface Core {
   enrollment: Enrollment
   /** Per-release OSTree feed repositories. */
   ostreeFeeds: OstreeFeeds
-  /** Server-sent event streams (every listener's, counted together). */
+  /** Server-sent event streams (every listener's, counted together) and the Prometheus registry. */
   eventStreams: EventStreams
+  metrics: Metrics
   audit: { list: (limit: number, before?: number) => AuditEntry[] }
   /** Readiness: throws when the database does not answer. */
   ping: () => void
@@ -104,6 +106,7 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
   const enrollment = createEnrollment({ tokens, queue })
   const tokenAdmin = createTokenAdmin({ tokens, queue })
   const eventStreams = createEventStreams({ events, max: config.MPATCH_MAX_EVENT_STREAMS, heartbeatMs: config.MPATCH_EVENTS_HEARTBEAT_MS, log })
+  const metrics = createMetrics({ hosts, patches, installs, queue, events, eventStreams: eventStreams.count })
 
   catalog.reload()
   if (opts.runner !== undefined) await ostreeFeeds.loadTips([config.MPATCH_SW_VERSION, ...repos.releases.list()]).catch((err: unknown) => { log.warn({ err }, 'reading the OSTree feed tips failed') })
@@ -136,6 +139,7 @@ export async function openCore (opts: CoreOptions): Promise<OpenCore> {
     enrollment,
     ostreeFeeds,
     eventStreams,
+    metrics,
     audit: { list: (limit: number, before?: number) => repos.audit.list(limit, before) },
     ping: repos.ping,
     content: {

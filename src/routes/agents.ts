@@ -78,6 +78,8 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/agents/:hostname/report', {
     ...slotHooks,
+    // Report rate and latency (from the request's arrival, refusals included): two cheap updates per report.
+    onResponse: [slotHooks.onResponse, async (_request: FastifyRequest, reply: FastifyReply) => { app.core.metrics.agentReport(reply.elapsedTime / 1000, reply.statusCode) }],
     bodyLimit: 32 * 1024 * 1024,
     schema: {
       tags: ['agents'],

@@ -79,6 +79,13 @@ export function createMutationQueue (deps: { audit: AuditRepo }) {
     /** Records a call answered without entering the queue (a refusal that changed nothing). */
     refused (call: AuditedCall, error: string): void { record(call, { error }) },
 
+    /** Operations queued or running, of every kind (the queue depth metric). */
+    depth (): number {
+      let n = 0
+      for (const v of inFlight.values()) n += v
+      return n
+    },
+
     /** True while an operation of `kind` is queued or running. */
     busy: (kind: MutationKind): boolean => (inFlight.get(kind) ?? 0) > 0,
 
