@@ -93,8 +93,17 @@ afterAll(async () => {
 
 async function call (op: { method: string, url: string }, who: string) {
   const t = token[who]
-  const res = await app.inject({ method: op.method as 'GET', url: op.url, headers: t === null ? {} : { 'x-auth-token': t } })
-  return res
+  const headers: Record<string, string> = t === null ? {} : { 'x-auth-token': t }
+  if (op.url.startsWith('/api/v1/events')) {
+    // The event stream never ends by itself: take the answer as a stream and keep its head (the body of a refusal).
+    const res = await app.inject({ method: 'GET', url: op.url, headers, payloadAsStream: true })
+    const stream = res.stream()
+    let body = ''
+    if (res.statusCode === 200) stream.destroy()
+    else for await (const chunk of stream) body += String(chunk)
+    return { statusCode: res.statusCode, headers: res.headers, body, json: () => JSON.parse(body) as Record<string, unknown> }
+  }
+  return await app.inject({ method: op.method as 'GET', url: op.url, headers })
 }
 
 /** What design.md section 8 says the identity gets for the operation: 401, 403, or 'pass' (anything else, never 5xx). */
