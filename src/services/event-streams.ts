@@ -123,8 +123,8 @@ export function createEventStreams (deps: {
       }
       lastId = afterId
       for (;;) {
-        const { oldest } = events.bounds()
-        const from = oldest ?? latest + 1
+        const now = events.bounds()
+        const from = now.oldest ?? now.latest + 1
         if (lastId < from - 1) {
           // Pruned before this client read them (also while a slow replay waited).
           sink.write(frameGap(lastId, from))
