@@ -6,12 +6,12 @@
 import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorResponse } from '../schemas/common.js'
+import { Problem } from '../schemas/common.js'
 import { TooManyEventStreamsError } from '../errors.js'
 import { EVENT_TYPES } from '../services/events.js'
 import type { EventStream, StreamSink } from '../services/event-streams.js'
 
-const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+const errors = { '4xx': Problem, '5xx': Problem }
 
 // Event types are letters, dots and dashes: only the dots need escaping (Ajv compiles patterns in unicode mode, where `\-` is invalid).
 const escapeRe = (s: string): string => s.replaceAll('.', '\\.')

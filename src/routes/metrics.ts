@@ -1,9 +1,9 @@
 /** GET /metrics: Prometheus text format from this core's registry. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorResponse } from '../schemas/common.js'
+import { Problem } from '../schemas/common.js'
 
-const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+const errors = { '4xx': Problem, '5xx': Problem }
 
 const EXAMPLE = '# HELP mpatch_hosts Hosts by state ...\n# TYPE mpatch_hosts gauge\nmpatch_hosts{state="idle",current="true",driver="rpm",release="22.12"} 12\n'
 

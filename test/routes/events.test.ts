@@ -207,6 +207,9 @@ describe('GET /api/v1/events', () => {
     expect(expected).toHaveLength(4)
     expect([unknown.status, (unknown.body as { code: string }).code]).toEqual([400, 'MPATCH_VALIDATION'])
     expect([badId.status, (badId.body as { code: string }).code]).toEqual([400, 'MPATCH_VALIDATION'])
+    expect(unknown.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+    expect((unknown.body as { errors: unknown[] }).errors).toEqual([expect.objectContaining({ path: '/querystring/types' })])
+    expect((badId.body as { errors: unknown[] }).errors).toEqual([expect.objectContaining({ path: '/headers/last-event-id' })])
     client.close()
   })
 
