@@ -96,6 +96,8 @@ describe('GET /metrics', () => {
     const patchesApplied = await patchCounts(app)
 
     await app.inject({ method: 'POST', url: '/v1/host_install_async/compute-0/force' })
+    const requested = await scrape(app)
+    const hostsRequested = await hostCounts(app)
     const cmd = (await app.inject({ url: '/api/v1/agents/compute-0/commands' })).json().commands[0]
     const result = await app.inject({
       method: 'POST',
@@ -119,6 +121,8 @@ describe('GET /metrics', () => {
     })
     expect(samples(applied.families.get('mpatch_patches'), ['state'])).toEqual(patchesApplied)
     expect(patchesApplied).toEqual({ 'state=Partial-Apply': 1 })
+    expect(samples(requested.families.get('mpatch_hosts'), ['state', 'current', 'driver', 'release'])).toEqual(hostsRequested)
+    expect(hostsRequested['state=installing,current=false,driver=rpm,release=22.12']).toBe(1)
     expect(result.statusCode).toBe(200)
     expect(samples(after.families.get('mpatch_hosts'), ['state', 'current', 'driver', 'release'])).toEqual(hostsAfter)
     expect(hostsAfter).toEqual({
