@@ -8,7 +8,7 @@ const Ok = Type.Object({ status: Type.String({ description: 'ok' }) })
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', {
-    schema: { tags: ['operations'], summary: 'Liveness', operationId: 'healthz', response: { 200: Ok } }
+    schema: { tags: ['operations'], summary: 'Liveness', operationId: 'healthz', response: { 200: Ok, '4xx': ErrorResponse } }
   }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', {

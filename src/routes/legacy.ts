@@ -5,8 +5,9 @@ import { Type, type TSchema } from 'typebox'
 import { LegacyFault } from '../schemas/common.js'
 import {
   AppDependenciesResponse, BoolResponse, CommitResponse, DependenciesResponse, IdsParam, LegacyResult,
-  QueryHostsResponse, QueryQuery, QueryResponse, ReportAppDependenciesResponse, ShowResponse
+  HostParam, QueryHostsResponse, QueryQuery, QueryResponse, ReleaseParam, ReportAppDependenciesResponse, resultExample, ShowResponse
 } from '../schemas/legacy.js'
+import type { MultipartDoc } from '../plugins/swagger.js'
 import type { Caller } from '../services/queue.js'
 import type { LegacyResult as Messages } from '../services/results.js'
 import type { ImportSource } from '../services/upload-dir.js'
@@ -25,12 +26,19 @@ interface Ctx { segs: string[], params: Params, request: FastifyRequest, reply: 
 
 interface LegacyRoute {
   name: string
-  /** Name of the positional path parameter in the docs; undefined for routes that take none (404 on extra segments). */
-  positional?: 'ids' | 'host' | 'release'
+  /**
+   * Name of the positional path parameter in the docs; `ignored` for routes that accept segments
+   * but do not use them (documented without); undefined for routes that take none (404 on extra segments).
+   */
+  positional?: 'ids' | 'host' | 'release' | 'ignored'
+  /** The method the legacy clients send (sw-patch's patch_client.py, VIM, sysinv): the one the document lists. */
+  method: 'GET' | 'POST'
   summary: string
-  description?: string
+  description: string
   response: TSchema
   querystring?: TSchema
+  /** A multipart upload: documented as a form (the body is streamed, never validated). */
+  multipartDoc?: MultipartDoc
   handler: (ctx: Ctx) => Promise<unknown> | unknown
 }
 
@@ -64,24 +72,34 @@ function segmentsOf (request: FastifyRequest, base: string): string[] {
   return decoded.split('/').filter((s) => s !== '')
 }
 
-const PARAM_DOC: Record<NonNullable<LegacyRoute['positional']>, TSchema> = {
+const PARAM_DOC: Record<'ids' | 'host' | 'release', TSchema> = {
   ids: IdsParam,
-  host: Type.Object({ host: Type.String({ description: 'Hostname or IP, optionally followed by /force' }) }),
-  release: Type.Object({ release: Type.String({ description: 'Release (sw_version)' }) })
+  host: HostParam,
+  release: ReleaseParam
+}
+
+/** Answers every legacy route may give on the authenticated listener besides its 200 (the body keeps the legacy `{error}` style). */
+const DENIED = {
+  401: { ...LegacyFault, 'x-response-description': 'Authenticated listener only: no token, or an unknown, expired or revoked one' },
+  403: { ...LegacyFault, 'x-response-description': 'Authenticated listener only: the token\'s role may not make this call (readers may only read)' },
+  500: { ...LegacyFault, 'x-response-description': 'Internal fault (logged with its stack; nothing was changed)' }
 }
 
 function register (app: FastifyInstance, def: LegacyRoute): void {
+  const other = def.method === 'GET' ? 'POST' : 'GET'
+  const camel = def.name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
   for (const prefix of PREFIXES) {
     const base = `${prefix}/${def.name}`
+    const pathParam = def.positional !== undefined && def.positional !== 'ignored' ? def.positional : undefined
     for (const method of ['GET', 'POST'] as const) {
-      const documented = prefix === '/v1'
-      const opId = `${def.name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())}${method === 'POST' ? 'Post' : ''}`
+      // Listed once: under /v1, with the clients' method; the other method and /patch behave the same.
+      const documented = prefix === '/v1' && method === def.method
       const schema = {
         tags: ['legacy'],
         summary: def.summary,
-        description: def.description,
-        operationId: opId,
-        response: { 200: def.response, 500: LegacyFault }
+        description: `${def.description}\n\nAlso served as ${other} and under /patch/${def.name}${def.positional !== undefined ? '/...' : ''} (a trailing slash is accepted).`,
+        operationId: camel,
+        response: { 200: def.response, ...DENIED }
       }
       const handler = async (request: FastifyRequest, reply: FastifyReply) => {
         let segs: string[]
@@ -92,21 +110,27 @@ function register (app: FastifyInstance, def: LegacyRoute): void {
         }
         return await def.handler({ segs, params: mergedParams(request), request, reply, caller: { actor: actorOf(request) } })
       }
-      const urls = def.positional !== undefined ? [[base, false], [`${base}/*`, documented]] : [[base, documented], [`${base}/`, false]]
-      for (const [url, doc] of urls as Array<[string, boolean]>) {
+      const urls: Array<[string, boolean]> = def.positional === undefined
+        ? [[base, documented], [`${base}/`, false]]
+        : pathParam === undefined ? [[base, documented], [`${base}/*`, false]] : [[base, false], [`${base}/*`, documented]]
+      for (const [url, doc] of urls) {
         const wildcard = url.endsWith('/*')
         app.route({
           method,
           url,
-          schema: { ...schema, hide: !doc, ...(doc && !wildcard && def.querystring !== undefined ? { querystring: def.querystring } : {}) },
-          config: wildcard && def.positional !== undefined
-            ? {
-                swaggerTransform: ({ schema: s }) => ({
-                  url: `${base}/{${def.positional as string}}`,
-                  schema: { ...(s as Record<string, unknown>), params: PARAM_DOC[def.positional as keyof typeof PARAM_DOC], ...(def.querystring !== undefined ? { querystring: def.querystring } : {}) }
-                })
-              }
-            : {},
+          // The query string is validated where it always was: on /v1/<name> of routes without positional segments.
+          schema: { ...schema, hide: !doc, ...(prefix === '/v1' && url === base && def.positional === undefined && def.querystring !== undefined ? { querystring: def.querystring } : {}) },
+          config: {
+            ...(def.multipartDoc !== undefined ? { multipartDoc: def.multipartDoc } : {}),
+            ...(wildcard && pathParam !== undefined
+              ? {
+                  swaggerTransform: ({ schema: s }: { schema: unknown }) => ({
+                    url: `${base}/{${pathParam}}`,
+                    schema: { ...(s as Record<string, unknown>), params: PARAM_DOC[pathParam], ...(def.querystring !== undefined ? { querystring: def.querystring } : {}) }
+                  })
+                }
+              : {})
+          },
           handler
         })
       }
@@ -171,7 +195,15 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
         app.route({
           method,
           url,
-          schema: { hide: !(prefix === '/v1' && url === '/v1/'), tags: ['legacy'], summary: 'All patches (unfiltered query)', operationId: method === 'GET' ? 'index' : 'indexPost', response: { 200: QueryResponse, 500: LegacyFault } },
+          schema: {
+            // Listed once, as /v1/index: sysinv's /v1/ is the same route (a trailing slash in a path would not lint).
+            hide: !(prefix === '/v1' && url === '/v1/index' && method === 'GET'),
+            tags: ['legacy'],
+            summary: 'All patches (unfiltered query)',
+            description: 'Every patch with its metadata and state, like `query` without filters; parameters are ignored.\n\nAlso served as POST, as /v1/, /v1/index/ and under /patch/.',
+            operationId: 'index',
+            response: { 200: QueryResponse, ...DENIED }
+          },
           handler: async (_request, reply) => await reply.type('application/json; charset=utf-8').send(views.queryJson({}))
         })
       }
@@ -180,8 +212,9 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
 
   register(app, {
     name: 'query',
+    method: 'GET',
     summary: 'List patches',
-    description: '`show` filters on repostate (available/applied/committed; anything else is no filter); `release` on sw_version.',
+    description: 'Patches by ID with their metadata and states. `show=available|applied|committed` filters on repostate (anything else, `all` included, is no filter), `release` on sw_version; a repeated parameter matches nothing.',
     response: QueryResponse,
     querystring: QueryQuery,
     handler: async ({ params, reply }) => await reply.type('application/json; charset=utf-8').send(views.queryJson({ show: params.show, release: params.release }))
@@ -189,31 +222,37 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
 
   register(app, {
     name: 'show',
+    method: 'POST',
     positional: 'ids',
     summary: 'Show patches: metadata and contents',
+    description: 'Metadata and contents of the named patches (package file names, or the OSTree / swupd content); each unknown ID adds an `<ID> is unrecognized` line to `error`.',
     response: ShowResponse,
     handler: ({ segs }) => views.show(segs)
   })
 
   register(app, {
     name: 'apply',
+    method: 'POST',
     positional: 'ids',
     summary: 'Apply patches to the repository (`--all` as an ID applies every Available patch)',
+    description: 'Moves Available patches to Applied (requirements first), so hosts install them on their next host install. `--all` as an ID applies every Available patch. Refused while a host is installing; every problem is reported in `error` (HTTP 200).',
     querystring: Type.Object({ 'skip-semantic': Type.Optional(Type.String({ description: 'yes skips the pre-apply semantic checks' })) }),
-    response: LegacyResult,
+    response: resultExample('DEMO_PATCH_0001 is now in the repo\nDEMO_PATCH_0002 is now in the repo\n'),
     handler: async ({ segs, params, caller }) => await lifecycle.apply(caller, segs, { skipSemantic: flag(params, 'skip-semantic') })
   })
 
   register(app, {
     name: 'remove',
+    method: 'POST',
     positional: 'ids',
     summary: 'Remove patches from the repository',
+    description: 'Moves Applied patches back to Available (dependants first), so hosts remove them on their next host install. Refused for committed or unremovable patches, patches others require or applications need (unless the flags say otherwise).',
     querystring: Type.Object({
       removeunremovable: Type.Optional(Type.String({ description: 'yes removes unremovable patches (with a warning)' })),
       skipappcheck: Type.Optional(Type.String({ description: 'yes skips the application dependency check' })),
       'skip-semantic': Type.Optional(Type.String({ description: 'yes skips the pre-remove semantic checks' }))
     }),
-    response: LegacyResult,
+    response: resultExample('DEMO_PATCH_0002 has been removed from the repo\n'),
     handler: async ({ segs, params, caller }) => await lifecycle.remove(caller, segs, {
       removeUnremovable: flag(params, 'removeunremovable'),
       skipAppCheck: flag(params, 'skipappcheck'),
@@ -223,24 +262,30 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
 
   register(app, {
     name: 'delete',
+    method: 'POST',
     positional: 'ids',
     summary: 'Delete Available patches and their payloads',
-    response: LegacyResult,
+    description: 'Deletes Available patches (patchstate Available or n/a) with their payloads.',
+    response: resultExample('DEMO_PATCH_0002 has been deleted\n'),
     handler: async ({ segs, caller }) => await lifecycle.delete(caller, segs)
   })
 
   register(app, {
     name: 'what_requires',
+    method: 'GET',
     positional: 'ids',
     summary: 'Which patches require the given ones',
-    response: LegacyResult,
+    description: 'For each ID, the patches that require it (`<ID> is required by: A, B`), in `info`; unknown IDs in `error`.',
+    response: resultExample('DEMO_PATCH_0001 is required by: DEMO_PATCH_0002\n'),
     handler: ({ segs }) => patches.whatRequires(segs)
   })
 
   register(app, {
     name: 'query_dependencies',
+    method: 'GET',
     positional: 'ids',
     summary: 'The given patches and their requirements (`recursive=yes` for the closure)',
+    description: 'The given IDs and their requirements, sorted: one level deep, or the transitive closure with `recursive=yes`.',
     querystring: Type.Object({ recursive: Type.Optional(Type.String({ description: 'yes for the transitive closure' })) }),
     response: DependenciesResponse,
     handler: ({ segs, params }) => patches.queryDependencies(segs, flag(params, 'recursive'))
@@ -248,40 +293,50 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
 
   register(app, {
     name: 'commit',
+    method: 'POST',
     positional: 'ids',
     summary: 'Commit applied patches and their requirements (irreversible)',
-    response: CommitResponse,
+    description: 'Makes the named Applied patches and their requirements Committed and deletes the payloads they make obsolete. Irreversible; refused while any patch in the system is not REL.',
+    response: { ...CommitResponse, examples: [{ info: 'The patches have been committed.', error: '' }] },
     handler: async ({ segs, caller }) => await lifecycle.commit(caller, segs, false)
   })
 
   register(app, {
     name: 'commit_dry_run',
+    method: 'POST',
     positional: 'ids',
     summary: 'What a commit would do and free',
-    response: CommitResponse,
+    description: 'What `commit` would do: the space it would free (`This commit operation would free X.XX MiB`), or why it cannot be done.',
+    response: { ...CommitResponse, examples: [{ info: 'This commit operation would free 12.34 MiB', error: '' }] },
     handler: async ({ segs, caller }) => await lifecycle.commit(caller, segs, true)
   })
 
   register(app, {
     name: 'is_applied',
+    method: 'POST',
     positional: 'ids',
     summary: 'true iff every patch exists and its patchstate is Applied',
+    description: 'The bare JSON `true` iff every named patch exists and its patchstate is exactly Applied (a Committed patch is not). sysinv sends it as GET.',
     response: BoolResponse,
     handler: ({ segs }) => patches.isInState(segs, 'Applied')
   })
 
   register(app, {
     name: 'is_available',
+    method: 'POST',
     positional: 'ids',
     summary: 'true iff every patch exists and its patchstate is Available',
+    description: 'The bare JSON `true` iff every named patch exists and its patchstate is exactly Available.',
     response: BoolResponse,
     handler: ({ segs }) => patches.isInState(segs, 'Available')
   })
 
   register(app, {
     name: 'report_app_dependencies',
+    method: 'POST',
     positional: 'ids',
     summary: 'Record the patches an application needs (no IDs forgets the application)',
+    description: 'Records the patches an application needs (`remove` refuses them unless `skipappcheck=yes`); no IDs forgets the application. A missing `app` answers `{"status": 500, "error": ""}` with HTTP 200.',
     querystring: Type.Object({ app: Type.Optional(Type.String({ description: 'Application name' })) }),
     response: ReportAppDependenciesResponse,
     handler: async ({ segs, params, caller }) => await releases.reportAppDependencies(caller, typeof params.app === 'string' ? params.app : undefined, segs)
@@ -289,38 +344,49 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
 
   register(app, {
     name: 'query_app_dependencies',
+    method: 'POST',
     summary: 'Application → required patches',
+    description: 'The map application → required patch IDs that `report_app_dependencies` built.',
     response: AppDependenciesResponse,
     handler: () => releases.queryAppDependencies()
   })
 
   register(app, {
     name: 'init_release',
+    method: 'POST',
     positional: 'release',
     summary: 'Make a release known so its patches can be uploaded',
-    response: LegacyResult,
+    description: 'Makes a release known so its patches can be uploaded; the running release is refused, a known one answers `already exists` in `info`.',
+    response: resultExample('', { error: 'Rejected: Requested release 22.12 is running release\n' }),
     handler: async ({ segs, caller }) => segs.length === 0 ? { error: 'Release must be specified' } : await releases.initRelease(caller, segs[0])
   })
 
   register(app, {
     name: 'del_release',
+    method: 'POST',
     positional: 'release',
     summary: 'Forget a release and every patch of it',
-    response: LegacyResult,
+    description: 'Forgets a release and every patch of it, in any state; the running release is refused.',
+    response: resultExample('Patch repository for 23.09 does not exist\n'),
     handler: async ({ segs, caller }) => segs.length === 0 ? { error: 'Release must be specified' } : await releases.delRelease(caller, segs[0])
   })
 
   register(app, {
     name: 'upload',
+    method: 'POST',
+    multipartDoc: { files: 'file', many: false, description: 'A form with one `file` part: the .patch file (its name minus .patch must be the patch ID). Several `file` parts: the last one wins.' },
     summary: 'Upload one .patch file (multipart part `file`; the last one wins)',
-    response: LegacyResult,
+    description: 'Imports one .patch file: verifies its signatures, stores it as Available. Every problem with the patch is reported in `error` (HTTP 200); a file over MPATCH_MAX_UPLOAD_BYTES is refused without being stored.',
+    response: resultExample('DEMO_PATCH_0001 is now available\n'),
     handler: async ({ request, caller }) => await upload(request, caller)
   })
 
   register(app, {
     name: 'upload_dir',
+    method: 'POST',
     summary: 'Import every <dir>/*.patch of the given controller folders (any parameter names)',
-    response: LegacyResult,
+    description: 'Imports every `<dir>/*.patch` of the named folders on the controller (every parameter value is a folder, the names do not matter; sw-patch sends dir0, dir1, ...). Folders must be at or below MPATCH_UPLOAD_DIRS.',
+    response: resultExample('DEMO_PATCH_0001 is now available\nDEMO_PATCH_0002 is now available\n'),
     handler: async ({ params, caller }) => {
       const dirs = Object.values(params).flatMap((v) => Array.isArray(v) ? v : [v]).filter((v): v is string => typeof v === 'string' && v !== '')
       return await imports.importDirs(caller, dirs)
@@ -329,25 +395,31 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
 
   register(app, {
     name: 'query_hosts',
-    positional: 'host',
+    method: 'GET',
+    positional: 'ignored',
     summary: 'Hosts and their patch status',
+    description: 'Every host with its patch status, in the order they first reported. Path segments after `query_hosts` are accepted and ignored.',
     response: QueryHostsResponse,
     handler: async ({ reply }) => await reply.type('application/json; charset=utf-8').send(views.queryHostsJson())
   })
 
   register(app, {
     name: 'host_install',
-    positional: 'host',
+    method: 'POST',
+    positional: 'ignored',
     summary: 'Deprecated: use host_install_async',
-    response: LegacyResult,
+    description: 'Deprecated by the legacy service: always answers `{"error": "Deprecated: Use host_install_async"}`. Path segments are ignored.',
+    response: { ...LegacyResult, examples: [{ error: 'Deprecated: Use host_install_async' }] },
     handler: () => ({ error: 'Deprecated: Use host_install_async' })
   })
 
   register(app, {
     name: 'host_install_async',
+    method: 'POST',
     positional: 'host',
     summary: 'Ask a host to install the applied patch set (`/force` installs on an unlocked host)',
-    response: LegacyResult,
+    description: 'Sends the host an install request for the applied patch set and returns at once; follow the outcome in `query_hosts`. A later `force` segment installs on an unlocked host.',
+    response: resultExample('Patch installation request sent to controller-0.\n'),
     // force is on when any later segment is exactly `force` (spec 2.3.13).
     handler: async ({ segs, caller }) => segs.length === 0
       ? { error: 'Host must be specified for install' }
@@ -356,9 +428,11 @@ export default async function legacyRoutes (app: FastifyInstance): Promise<void>
 
   register(app, {
     name: 'drop_host',
+    method: 'POST',
     positional: 'host',
     summary: 'Forget a host',
-    response: LegacyResult,
+    description: 'Forgets a host (by hostname or IP); it reappears when its agent reports again.',
+    response: resultExample(''),
     handler: async ({ segs, caller }) => segs.length === 0 ? { error: 'Host must be specified' } : messages(await hosts.drop(caller, segs[0]))
   })
 

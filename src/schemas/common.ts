@@ -25,6 +25,6 @@ export const ErrorResponse = Problem
 /** Legacy routes answer internal faults with HTTP 500 and a single `error` string (D2). */
 export const LegacyFault = Type.Object({
   error: Type.String({ description: 'What went wrong' })
-}, { description: 'Internal fault of a legacy route' })
+}, { title: 'LegacyFault', description: 'Internal fault of a legacy route', examples: [{ error: 'Internal error: SQLITE_FULL: database or disk is full' }] })
 
 export const Timestamp = Type.String({ format: 'date-time', description: 'ISO-8601 UTC timestamp' })

@@ -31,15 +31,20 @@ const token: Record<string, string | null> = {}
 
 interface Operation { method: 'GET' | 'POST' | 'DELETE', template: string, url: string }
 
-/** Every operation of the OpenAPI document with its path parameters filled in. */
+/**
+ * Every operation of the OpenAPI document with its path parameters filled in. The document lists
+ * each legacy route once, with the method its clients use; both methods are tried (D1: a GET on a
+ * mutating route is still a mutation).
+ */
 async function operations (): Promise<Operation[]> {
-  const doc = JSON.parse(await readFile(path.join(ROOT, 'openapi/openapi.json'), 'utf8')) as { paths: Record<string, Record<string, unknown>> }
+  const doc = JSON.parse(await readFile(path.join(ROOT, 'openapi/openapi.json'), 'utf8')) as { paths: Record<string, Record<string, { tags?: string[] }>> }
   const fill: Record<string, string> = { ids: 'P1', host: HOST_A, release: '22.12', hostname: HOST_A, id: '1', sha256: '0'.repeat(64) }
   const out: Operation[] = []
   for (const [template, ops] of Object.entries(doc.paths)) {
-    for (const method of Object.keys(ops)) {
+    for (const [method, op] of Object.entries(ops)) {
       const url = template.replace(/\{([a-z0-9]+)\}/g, (_, p: string) => fill[p] ?? 'x')
-      out.push({ method: method.toUpperCase() as Operation['method'], template, url })
+      const methods = op.tags?.includes('legacy') === true ? ['GET', 'POST'] as const : [method.toUpperCase() as Operation['method']]
+      for (const m of methods) out.push({ method: m, template, url })
     }
   }
   return out
@@ -128,6 +133,11 @@ describe('authenticated listener: every OpenAPI operation × every identity', ()
     expect(ops.filter((o) => o.template.startsWith('/api/v1/tokens')).map((o) => `${o.method} ${o.template}`).sort())
       .toEqual(['DELETE /api/v1/tokens/{name}', 'GET /api/v1/tokens', 'POST /api/v1/tokens'])
     expect(accessOf('GET', '/api/v1/tokens?limit=1')).toEqual({ kind: 'admin' })
+    expect(ops.some((o) => o.template === '/v1/apply/{ids}' && o.method === 'POST')).toBe(true)
+    expect(ops.some((o) => o.template === '/v1/query' && o.method === 'POST')).toBe(true)
+    const legacy = ops.filter((o) => o.template.startsWith('/v1/'))
+    expect(legacy.length).toBeGreaterThan(20)
+    expect(legacy.filter((o) => o.method === 'GET').map((o) => o.template)).toEqual(legacy.filter((o) => o.method === 'POST').map((o) => o.template))
   })
 
   for (const who of ['none', 'garbage', 'expired', 'revoked', 'reader', 'admin', 'agentA', 'agentB']) {
