@@ -61,7 +61,10 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['agents'],
       summary: 'An agent enrolls with the shared secret and gets its own token, bound to its hostname',
+      description: 'Takes the shared enrollment secret (MPATCH_ENROLL_SECRET) instead of a token and answers a token bound to the hostname, shown once. 401 on a wrong secret, 403 (MPATCH_ENROLL_OFF) when enrollment is off, 409 (MPATCH_ALREADY_ENROLLED) when the host already has a token.',
       operationId: 'agentEnroll',
+      // No token: the secret in the body is the credential.
+      security: [],
       body: EnrollBody,
       response: { 201: EnrollAnswer, ...errors }
     }
@@ -84,6 +87,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['agents'],
       summary: 'An agent reports its host: OS, state, flags and (when changed) its installed packages',
+      description: 'The agent\'s periodic report. The inventory is sent only when its hash changed or the answer asked for it (`needInventory`). 503 with Retry-After when too many reports are in flight (MPATCH_TOO_MANY_REPORTS); an agent token may report for its own host only (403).',
       operationId: 'agentReport',
       params: HostnameParams,
       body: ReportBody,
@@ -95,6 +99,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['agents'],
       summary: 'Long poll for commands (install requests) for this host',
+      description: 'Waits up to `wait` seconds for a command and answers as soon as one is there (an empty list when the time ran out). 404 for a host that never reported; 503 with Retry-After when every long-poll slot is taken (MPATCH_TOO_MANY_LONG_POLLS).',
       operationId: 'agentCommands',
       params: HostnameParams,
       querystring: CommandsQuery,
@@ -119,6 +124,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['agents'],
       summary: 'What this host must do now: files to install or downgrade to, names to remove',
+      description: 'The host\'s plan for the applied patch set: package files to install (with their download URL and sha256), names to remove, held packages; swupd and OSTree hosts get their OS build or commit to deploy. 404 for an unknown host.',
       operationId: 'agentPlan',
       params: HostnameParams,
       response: { 200: PlanAnswer, ...errors }
@@ -135,6 +141,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['agents'],
       summary: 'The outcome of an install request, with the inventory after it',
+      description: 'Closes the install request: success, failed or rejected, with what changed and the inventory after it. 404 (MPATCH_INSTALL_NOT_FOUND) when the request is not this host\'s open one.',
       operationId: 'agentInstallResult',
       params: InstallIdParams,
       body: InstallResultBody,
@@ -153,6 +160,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['agents'],
       summary: 'A stored payload (patch or feed package file) by sha256',
+      description: 'The bytes of a package file a plan names, by its sha256; any identity may download (the hash is the capability). 404 (MPATCH_CONTENT_NOT_FOUND) when nothing is stored under it.',
       operationId: 'getContent',
       params: ContentParams,
       response: { 200: { description: 'The file bytes', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } }, ...errors }

@@ -8,7 +8,7 @@ import { decodeCursor, pageOf } from './cursor.js'
 const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/audit', {
     schema: {
-      tags: ['operations'],
+      tags: ['audit'],
       summary: 'Audit trail of every mutating call, newest first',
       description: 'Every mutating call (legacy and native, tokens included) with its actor, target, flags and result, newest first, one page at a time (`limit`, `cursor`). ' +
         'The deprecated `before` (an entry id) still works in place of `cursor`. A cursor not made by this list is a 400 MPATCH_INVALID_CURSOR.',

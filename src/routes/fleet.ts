@@ -3,6 +3,7 @@ import multipart from '@fastify/multipart'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { Problem } from '../schemas/common.js'
+import { firstExample } from '../schemas/examples.js'
 import { FeedPackage, Install, ReleaseParams } from '../schemas/agents.js'
 import { HostDetail, HostList, HostParams, HostsQuery, InstallList, InstallParams, InstallRequestBody, InstallsQuery } from '../schemas/hosts.js'
 import {
@@ -151,7 +152,14 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const knownRelease = (rel: string): boolean => feeds.isKnownRelease(rel)
 
   app.get('/releases/:release/feed', {
-    schema: { tags: ['releases'], summary: 'The base packages of a release', operationId: 'getFeed', params: ReleaseParams, response: { 200: Type.Object({ items: Type.Array(FeedPackage) }), ...errors } }
+    schema: {
+      tags: ['releases'],
+      summary: 'The base packages of a release',
+      description: 'The rpm and deb files uploaded as the release\'s base load: the versions a host goes back to when a patch is removed. 404 (MPATCH_RELEASE_NOT_FOUND) for an unknown release.',
+      operationId: 'getFeed',
+      params: ReleaseParams,
+      response: { 200: Type.Object({ items: Type.Array(FeedPackage) }, { title: 'FeedPackageList', description: 'The release\'s base packages', examples: [{ items: [firstExample(FeedPackage)] }] }), ...errors }
+    }
   }, async (request) => {
     if (!knownRelease(request.params.release)) throw new ReleaseNotFoundError(request.params.release)
     return { items: feeds.list(request.params.release) }
@@ -161,10 +169,15 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['releases'],
       summary: 'Add base packages to a release feed (multipart, one or more `file` parts; rpm or deb recognised from the content)',
+      description: 'Stores the uploaded packages as base packages of the release; a file already in the feed is listed under `present` and not stored again. 404 for an unknown release, 400 (MPATCH_NO_FILE) without a file part, 413 when a file or the upload is over MPATCH_MAX_UPLOAD_BYTES, over 256 files refused; nothing is stored from a refused upload.',
       operationId: 'addToFeed',
       params: ReleaseParams,
-      response: { 201: Type.Object({ added: Type.Array(FeedPackage), present: Type.Array(FeedPackage) }), ...errors }
-    }
+      response: {
+        201: Type.Object({ added: Type.Array(FeedPackage), present: Type.Array(FeedPackage) }, { title: 'FeedUpload', description: 'What the upload added, and what the feed already had', examples: [{ added: [firstExample(FeedPackage)], present: [] }] }),
+        ...errors
+      }
+    },
+    config: { multipartDoc: { files: 'file', many: true, description: 'One `file` part per package file (.rpm or .deb, recognised from the content), up to 256' } }
   }, async (request, reply) => {
     const rel = request.params.release
     if (!knownRelease(rel)) throw new ReleaseNotFoundError(rel)

@@ -4,15 +4,27 @@ import { Type } from 'typebox'
 import { ErrorResponse } from '../schemas/common.js'
 import { NotReadyError } from '../errors.js'
 
-const Ok = Type.Object({ status: Type.String({ description: 'ok' }) })
+const Ok = Type.Object({ status: Type.String({ description: 'ok' }) }, { title: 'Health', description: 'The service answers', examples: [{ status: 'ok' }] })
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', {
-    schema: { tags: ['operations'], summary: 'Liveness', operationId: 'healthz', response: { 200: Ok, '4xx': ErrorResponse } }
+    schema: {
+      tags: ['operations'],
+      summary: 'Liveness',
+      description: 'Answers `ok` while the process serves requests; it does not touch the database (see readyz).',
+      operationId: 'healthz',
+      response: { 200: Ok, '4xx': ErrorResponse }
+    }
   }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', {
-    schema: { tags: ['operations'], summary: 'Readiness: the database answers', operationId: 'readyz', response: { 200: Ok, '5xx': ErrorResponse } }
+    schema: {
+      tags: ['operations'],
+      summary: 'Readiness: the database answers',
+      description: 'Answers `ok` once the database answers a query; 503 (MPATCH_NOT_READY) while it does not, so a load balancer can take the controller out.',
+      operationId: 'readyz',
+      response: { 200: Ok, '4xx': ErrorResponse, '5xx': ErrorResponse }
+    }
   }, async () => {
     try {
       app.core.ping()

@@ -47,12 +47,32 @@ export const ReportBody = Type.Object({
   inventoryCollectedAt: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: 'When the agent read the inventory the hash (and `inventory`) describe; default: the report time' })),
   bootId: Type.Optional(Type.String({ pattern: '^[0-9A-Za-z-]{1,64}$', description: 'The host\'s boot id (/proc/sys/kernel/random/boot_id): a new one means the host rebooted' })),
   inventory: Type.Optional(Type.Array(Package, { maxItems: 100_000, description: 'Full inventory; omitted when unchanged' }))
-}, { additionalProperties: false, description: 'An agent report' })
+}, {
+  title: 'AgentReport',
+  additionalProperties: false,
+  description: 'An agent report',
+  examples: [{
+    ip: '192.168.204.12',
+    nodetype: 'worker',
+    subfunctions: ['worker'],
+    swVersion: '22.12',
+    os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
+    arch: 'x86_64',
+    driver: 'deb',
+    state: 'idle',
+    patchFailed: false,
+    requiresReboot: false,
+    locked: true,
+    inventoryHash: '9b2e4d6f8a0c1e3f5a7b9d1f3e5c7a9b1d3f5e7a9c1b3d5f7e9a1c3b5d7f9e1a',
+    bootId: '6c1f0f0e-3a52-4a8e-9d55-1b2f3c4d5e6f',
+    inventory: [{ name: 'openssl', epoch: null, version: '3.0.11', release: '1~deb12u2', arch: 'amd64' }]
+  }]
+})
 
 export const ReportAnswer = Type.Object({
   needInventory: Type.Boolean({ description: 'Send the full inventory again' }),
   installPending: Type.Boolean({ description: 'An install request waits for this host' })
-})
+}, { title: 'AgentReportAnswer', description: 'What the controller wants from the agent next', examples: [{ needInventory: false, installPending: true }] })
 
 export const CommandsQuery = Type.Object({
   wait: Type.Integer({ minimum: 0, maximum: 30, default: 0, description: 'Seconds to wait for a command (long poll)' })
@@ -63,8 +83,8 @@ export const CommandsAnswer = Type.Object({
     type: Type.Enum(['install'], { description: 'What to do' }),
     installId: Type.Integer({ description: 'Install request id' }),
     force: Type.Boolean({ description: 'Install even on an unlocked host' })
-  }))
-})
+  }, { title: 'AgentCommand', description: 'A command for the agent' }))
+}, { title: 'AgentCommands', description: 'Commands waiting for the host (empty when the wait ran out)', examples: [{ commands: [{ type: 'install', installId: 42, force: false }] }] })
 
 /** design.md section 5: a package the controller leaves as it is, and why. */
 export const HeldPackage = Type.Object({
@@ -85,7 +105,7 @@ export const PlanAnswer = Type.Object({
     sha256: Sha256,
     size: Type.Integer({ description: 'Bytes' }),
     url: Type.String({ description: 'Where to download it, relative to the controller' })
-  }), { description: 'Package files to install, upgrade or downgrade to' }),
+  }, { title: 'PlanFile', description: 'A package file to install' }), { description: 'Package files to install, upgrade or downgrade to' }),
   remove: Type.Array(Type.String(), { description: 'Package names to remove (name.arch / name:arch when installed for several architectures)' }),
   held: Type.Optional(Type.Array(HeldPackage, { description: 'Packages left as they are, with why' })),
   swupdVersion: Type.Optional(Type.String({ pattern: '^[0-9]{1,12}$', description: 'swupd hosts: the OS build to update (or go back) to' })),
@@ -117,7 +137,7 @@ const Change = Type.Object({
   arch: Type.String({ maxLength: 32 }),
   from: Type.Union([Type.Null(), Type.String({ maxLength: 300 })], { description: 'Version before (null: was not installed)' }),
   to: Type.Union([Type.Null(), Type.String({ maxLength: 300 })], { description: 'Version after (null: removed)' })
-}, { additionalProperties: false })
+}, { title: 'PackageChange', additionalProperties: false, description: 'A package an install changed' })
 
 export const InstallResultBody = Type.Object({
   status: Type.Enum(['success', 'failed', 'rejected'], { description: 'Outcome' }),
@@ -127,7 +147,12 @@ export const InstallResultBody = Type.Object({
   changed: Type.Optional(Type.Array(Change, { maxItems: 100_000 })),
   inventory: Type.Optional(Type.Array(Package, { maxItems: 100_000 })),
   inventoryHash: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' }))
-}, { additionalProperties: false })
+}, {
+  title: 'InstallResult',
+  additionalProperties: false,
+  description: 'The outcome of an install request, as the agent reports it',
+  examples: [{ status: 'success', changed: [{ name: 'openssl', arch: 'amd64', from: '3.0.11-1~deb12u2', to: '3.0.11-1~deb12u3' }], inventoryHash: '9b2e4d6f8a0c1e3f5a7b9d1f3e5c7a9b1d3f5e7a9c1b3d5f7e9a1c3b5d7f9e1a' }]
+})
 
 export const INSTALL_EXAMPLE = {
   id: 12,
@@ -224,7 +249,11 @@ export const FeedPackage = Type.Object({
   sha256: Sha256,
   size: Type.Integer(),
   addedAt: Timestamp
-}, { description: 'A base package of a release' })
+}, {
+  title: 'FeedPackage',
+  description: 'A base package of a release',
+  examples: [{ id: 7, swVersion: '22.12', family: 'deb', name: 'openssl', epoch: null, version: '3.0.11', release: '1~deb12u2', arch: 'amd64', fileName: 'openssl_3.0.11-1~deb12u2_amd64.deb', sha256: '3f1c2a9be07d4c1f9e8a6b5d4c3b2a1908f7e6d5c4b3a2918f7e6d5c4b3a2910', size: 1455120, addedAt: '2026-03-01T07:55:00.000Z' }]
+})
 
 export const ReleaseParams = Type.Object({
   release: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'Release (sw_version)' })
@@ -235,8 +264,8 @@ export const ContentParams = Type.Object({ sha256: Sha256 })
 export const EnrollBody = Type.Object({
   hostname: Type.String({ pattern: HOSTNAME_PATTERN, description: 'The host the token will act for' }),
   secret: Type.String({ minLength: 1, maxLength: 1024, description: 'The shared enrollment secret (MPATCH_ENROLL_SECRET)' })
-}, { additionalProperties: false })
+}, { title: 'EnrollRequest', additionalProperties: false, description: 'An agent asks for its token', examples: [{ hostname: 'worker-0', secret: 'the-shared-enrollment-secret' }] })
 
 export const EnrollAnswer = Type.Object({
   token: Type.String({ description: 'The agent token, shown once: keep it (mode 0600) and send it as X-Auth-Token' })
-})
+}, { title: 'Enrollment', description: 'The agent\'s own token', examples: [{ token: 'mpt_Zx8Qk3v1YbL0c9RnT2wE5uHjA7sD4fG6hJ8kL1mN0pQ' }] })
