@@ -86,7 +86,7 @@ describe('the document a reader gets', () => {
   it('hoists the titled schemas, lists the tags native resources first, and secures every operation with the token header', async () => {
     const doc = JSON.parse(await renderOpenapi()) as Doc & { security: unknown, components: { securitySchemes: Record<string, unknown> } }
 
-    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['LegacyResult', 'LegacyPatches', 'LegacyHosts', 'Host', 'Install', 'Plan', 'AgentReport']))
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['LegacyResult', 'LegacyPatches', 'LegacyHosts', 'Host', 'Install', 'AgentReport']))
     expect(doc.paths['/v1/apply/{ids}'].post.responses['200'].content?.['application/json'].schema).toEqual({ $ref: '#/components/schemas/LegacyResult' })
     expect(doc.tags.map((t) => t.name)).toEqual(['patches', 'releases', 'hosts', 'installs', 'events', 'audit', 'tokens', 'operations', 'agents', 'legacy'])
     expect(doc.tags.every((t) => t.description !== '')).toBe(true)
@@ -128,6 +128,25 @@ describe('finishDocument', () => {
     // A response's own description stays on the response; the component keeps the schema's.
     const both = { paths: { '/x': { get: { responses: { 201: { description: 'Queued', content: { 'application/json': { schema: { ...a, description: 'Queued' } } } }, 200: { description: 'd', content: { 'application/json': { schema: { type: 'array', items: a } } } } } } } } }
     expect(finishDocument(both).components).toEqual({ schemas: { Thing: a } })
+  })
+
+  it('answers Problem error bodies as application/problem+json with the status class in words, and leaves others as they are', () => {
+    const problem = { title: 'Problem', type: 'object', properties: { code: { type: 'string' } } }
+    const doc = finishDocument({
+      paths: {
+        '/x': {
+          get: {
+            responses: {
+              '4XX': { description: 'p', content: { 'application/json': { schema: problem } } },
+              500: { description: 'Fault', content: { 'application/json': { schema: { type: 'object' } } } }
+            }
+          }
+        }
+      }
+    }) as unknown as Doc
+
+    expect(doc.paths['/x'].get.responses['4XX']).toEqual({ description: expect.stringMatching(/^Refused: /), content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } })
+    expect(doc.paths['/x'].get.responses['500']).toEqual({ description: 'Fault', content: { 'application/json': { schema: { type: 'object' } } } })
   })
 
   it('leaves titles inside examples, defaults and enums alone', () => {
