@@ -80,8 +80,8 @@ const PARAM_DOC: Record<'ids' | 'host' | 'release', TSchema> = {
 
 /** Answers every legacy route may give on the authenticated listener besides its 200 (the body keeps the legacy `{error}` style). */
 const DENIED = {
-  401: { ...LegacyFault, 'x-response-description': 'Authenticated listener only: no token, or an unknown, expired or revoked one' },
-  403: { ...LegacyFault, 'x-response-description': 'Authenticated listener only: the token\'s role may not make this call (readers may only read)' },
+  401: { ...LegacyFault, 'x-response-description': 'Authenticated listener only: no token, or an unknown, expired or revoked one', examples: [{ error: 'Authentication required: send X-Auth-Token or Authorization: Bearer' }] },
+  403: { ...LegacyFault, 'x-response-description': 'Authenticated listener only: the token\'s role may not make this call (readers may only read)', examples: [{ error: 'token:ops (role reader) may not change state here' }] },
   500: { ...LegacyFault, 'x-response-description': 'Internal fault (logged with its stack; nothing was changed)' }
 }
 
