@@ -157,7 +157,7 @@ describe('finishDocument', () => {
 })
 
 describe('GET /docs/json (Swagger UI)', () => {
-  it('has the multipart request bodies of both uploads, file parts as binary', async () => {
+  it('has the multipart request bodies of the uploads (legacy, feed, native patches), file parts as binary', async () => {
     const { app } = await buildTestApp()
 
     const doc = (await app.inject({ url: '/docs/json' })).json() as Doc
@@ -166,5 +166,6 @@ describe('GET /docs/json (Swagger UI)', () => {
 
     expect(legacy).toMatchObject({ type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary' } } })
     expect(feed).toMatchObject({ type: 'object', required: ['file'], properties: { file: { type: 'array', items: { type: 'string', format: 'binary' } } } })
+    expect(doc.paths['/api/v1/patches'].post.requestBody?.content['multipart/form-data'].schema).toMatchObject({ properties: { file: { type: 'array', items: { format: 'binary' } } } })
   })
 })
