@@ -3,6 +3,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { createTokenStore, TOKEN_ROLES, TokenStoreError, type TokenRole } from '../auth/tokens.js'
 import { ConfigSchema } from '../config.js'
+import { table } from './client/output.js'
 
 export interface TokenCommandIo {
   stdout: { write: (s: string) => unknown }
@@ -113,10 +114,4 @@ export async function runTokenCommand (argv: string[], io: TokenCommandIo = { st
     io.stderr.write(`multios-patch token: ${err instanceof Error ? err.message : String(err)}${usage ? ' (multios-patch token --help)' : ''}\n`)
     return usage ? 2 : 1
   }
-}
-
-/** Left-aligned columns separated by two spaces. */
-function table (rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
-  return rows.map((r) => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i])).join('  ') + '\n').join('')
 }

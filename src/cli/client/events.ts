@@ -1,0 +1,86 @@
+/** `multios-patch events [--types a,b]`: follows /api/v1/events (server-sent events), one line per event; also the reader `hosts install --wait` follows. */
+import type { Dispatcher } from 'undici'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { UnreachableError, UsageError } from './http.js'
+import { cell } from './output.js'
+import { EXIT, type Resource } from './run.js'
+
+export interface ApiEvent {
+  id: string | null
+  type: string
+  /** The domain event's fields (hostname, installId, status, ...). */
+  data: Record<string, unknown>
+}
+
+/** One SSE message as an event: the type from `event:` or the payload's `type`, the payload from `data:` (a wrapping `event` object unwrapped). */
+export function toApiEvent (m: EventSourceMessage): ApiEvent {
+  let parsed: unknown
+  try { parsed = JSON.parse(m.data) } catch { parsed = { data: m.data } }
+  let data = (parsed !== null && typeof parsed === 'object' ? parsed : { data: parsed }) as Record<string, unknown>
+  const inner = data.event
+  if (inner !== null && typeof inner === 'object' && !Array.isArray(inner)) data = inner as Record<string, unknown>
+  const type = m.event ?? (typeof data.type === 'string' ? data.type : 'message')
+  return { id: m.id ?? null, type, data }
+}
+
+/** The events of an open stream as they come; ends when the server closes it, throws (AbortError) when its request is aborted. */
+export async function * readEvents (res: Dispatcher.ResponseData, url: string): AsyncGenerator<{ message: EventSourceMessage, event: ApiEvent }> {
+  const pending: EventSourceMessage[] = []
+  const parser = createParser({ onEvent: (m) => { pending.push(m) } })
+  const decoder = new TextDecoder()
+  try {
+    for await (const chunk of res.body) {
+      parser.feed(decoder.decode(chunk as Buffer, { stream: true }))
+      while (pending.length > 0) {
+        const message = pending.shift() as EventSourceMessage
+        yield { message, event: toApiEvent(message) }
+      }
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') throw new UnreachableError(url, 'the event stream broke off')
+    throw err
+  }
+}
+
+export const isAbort = (err: unknown): boolean => (err as { name?: string }).name === 'AbortError' || (err as { code?: string }).code === 'UND_ERR_ABORTED'
+
+/** A human line: time, type, then the fields as key=value. */
+function line (e: ApiEvent): string {
+  const fields = Object.entries(e.data).filter(([k]) => k !== 'type').map(([k, v]) => `${k}=${cell(v)}`)
+  return `${new Date().toISOString()}  ${e.id ?? '-'}  ${e.type}  ${fields.join(' ')}`.trimEnd() + '\n'
+}
+
+export const events: Resource = {
+  name: 'events',
+  commands: {
+    '': {
+      synopsis: '[--types TYPE,...]   follow the event stream until Ctrl-C (types: install, host.state, host.dropped, patch.catalog, patch.repostate, release, feed, ...)',
+      args: [0, 0],
+      options: { types: { type: 'string' } },
+      async run (ctx, v) {
+        const types = typeof v.types === 'string' ? new Set(v.types.split(',').map((t) => t.trim()).filter((t) => t !== '')) : null
+        if (types !== null && types.size === 0) throw new UsageError('--types needs at least one event type')
+        const ac = new AbortController()
+        // Ctrl-C is how one stops following: not an error.
+        const stop = (): void => { ac.abort() }
+        process.once('SIGINT', stop)
+        try {
+          const res = await ctx.client.open('/events', { signal: ac.signal })
+          for await (const { event } of readEvents(res, ctx.client.url)) {
+            if (types !== null && !types.has(event.type)) continue
+            ctx.io.stdout.write(ctx.json ? JSON.stringify({ id: event.id, event: event.type, data: event.data }) + '\n' : line(event))
+          }
+        } catch (err) {
+          if (isAbort(err)) return EXIT.ok
+          throw err
+        } finally {
+          process.removeListener('SIGINT', stop)
+        }
+        if (ac.signal.aborted) return EXIT.ok
+        ctx.io.stderr.write(`multios-patch events: the controller at ${ctx.client.url} closed the event stream\n`)
+        return EXIT.unreachable
+      }
+    }
+  }
+}
