@@ -1,0 +1,313 @@
+/** The client CLI (`multios-patch feed|hosts|installs|audit|...`) as real processes against a real listening controller: tables, --json as sent, progress bars on a terminal only, exit codes, token and CA. */
+import { execFileSync, spawn } from 'node:child_process'
+import { readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createTokenStore } from '../../src/auth/tokens.js'
+import { runClient } from '../../src/cli/client/run.js'
+import { hosts as hostsResource } from '../../src/cli/client/hosts.js'
+import { tempDir } from '../helpers/build-app.js'
+import { buildDeb } from '../helpers/packages.js'
+import { makeTestKeys } from '../helpers/patches.js'
+import { freePort, startServer, type RunningServer } from '../helpers/server.js'
+import { requireTool } from '../helpers/tools.js'
+
+const ROOT = path.resolve(import.meta.dirname, '../..')
+const CLI = path.join(ROOT, 'dist/cli.js')
+
+let work: string
+let server: RunningServer
+let authUrl: string
+let caFile: string
+let adminToken: string
+let tokenFile: string
+const deb: Record<string, string> = {}
+
+const REPORT = {
+  nodetype: 'worker',
+  subfunctions: ['worker'],
+  swVersion: '22.12',
+  os: { id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12' },
+  arch: 'x86_64',
+  driver: 'deb',
+  state: 'idle',
+  patchFailed: false,
+  requiresReboot: false,
+  locked: false,
+  inventoryHash: 'a'.repeat(64)
+}
+
+interface Run { code: number | null, stdout: string, stderr: string }
+
+const cleanEnv = (): Record<string, string> => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MPATCH_'))) as Record<string, string>
+
+/** `multios-patch ARGS` as a process with pipes (no terminal), MPATCH_URL the local listener unless `env` says otherwise. */
+async function cli (args: string[], env: Record<string, string> = { MPATCH_URL: server.url }): Promise<Run> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: work, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const code = await new Promise<number | null>((resolve) => { child.on('exit', (c) => { resolve(c) }) })
+  return { code, stdout, stderr }
+}
+
+/** The same on a pseudo-terminal (util-linux `script`): stdout and stderr come back together, as a person sees them. */
+async function onTerminal (args: string[]): Promise<{ code: number | null, screen: string }> {
+  const quoted = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
+  const child = spawn('script', ['-qec', quoted, '/dev/null'], { cwd: work, env: { ...cleanEnv(), MPATCH_URL: server.url }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let screen = ''
+  child.stdout.on('data', (d: Buffer) => { screen += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { screen += d.toString() })
+  const code = await new Promise<number | null>((resolve) => { child.on('exit', (c) => { resolve(c) }) })
+  return { code, screen }
+}
+
+async function api (url: string, init?: RequestInit): Promise<{ status: number, text: string }> {
+  const res = await fetch(`${server.url}${url}`, init)
+  return { status: res.status, text: await res.text() }
+}
+
+beforeAll(async () => {
+  requireTool('script', 'openssl', 'dpkg-deb')
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-if-needed.mjs')], { cwd: ROOT, stdio: 'ignore' })
+  work = await tempDir('client-cli')
+  const keys = await makeTestKeys(path.join(work, 'keys'))
+  deb.a = await buildDeb(path.join(work, 'pkgs'), { name: 'cli-a', version: '1.0-1', compression: 'none', randomFiles: { 'usr/share/cli-a/blob': 300_000 } })
+  deb.b = await buildDeb(path.join(work, 'pkgs'), { name: 'cli-b', version: '2.0-1' })
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(work, 'key.pem'), '-out', path.join(work, 'cert.pem'),
+    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
+  caFile = path.join(work, 'cert.pem')
+  const tokensFile = path.join(work, 'tokens.json')
+  adminToken = (await createTokenStore(tokensFile).create({ name: 'cli-admin', role: 'admin' })).token
+  tokenFile = path.join(work, 'admin.token')
+  await writeFile(tokenFile, adminToken + '\n', { mode: 0o600 })
+  const authPort = await freePort()
+  server = await startServer({
+    MPATCH_DATA_DIR: path.join(work, 'data'),
+    MPATCH_TRUST_DIR: keys.trustDir,
+    MPATCH_TOKENS_FILE: tokensFile,
+    MPATCH_AUTH_HOST: '127.0.0.1',
+    MPATCH_AUTH_PORT: String(authPort),
+    MPATCH_TLS_CERT: caFile,
+    MPATCH_TLS_KEY: path.join(work, 'key.pem'),
+    MPATCH_LOG_LEVEL: 'warn'
+  })
+  authUrl = `https://127.0.0.1:${authPort}`
+  const report = await api('/api/v1/agents/compute-7/report', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      ...REPORT,
+      inventory: [{ name: 'cli-a', epoch: null, version: '1.0', release: '1', arch: 'all' }]
+    })
+  })
+  expect(report.status).toBe(200)
+}, 120_000)
+
+afterAll(async () => {
+  await server?.kill()
+  if (work !== undefined) await rm(work, { recursive: true, force: true })
+})
+
+describe('feed add / feed list', () => {
+  it('shows a bar of the bytes sent on a terminal, then the packages added', async () => {
+    const r = await onTerminal(['feed', 'add', '22.12', deb.a])
+
+    expect(r.code, r.screen).toBe(0)
+    expect(r.screen).toMatch(/█+ 100% \| [\d.]+ KiB \/ [\d.]+ KiB \| cli-a_1\.0-1_all\.deb/)
+    expect(r.screen).toContain('Added 1 package to the 22.12 feed.')
+    expect(r.screen).toMatch(/NAME\s+VERSION\s+ARCH\s+FAMILY\s+SIZE\s+FILE\r?\ncli-a\s+1\.0-1\s+all\s+deb\s+[\d.]+ KiB\s+cli-a_1\.0-1_all\.deb/)
+  })
+
+  it('prints no bar without a terminal, and with --json exactly what the API answered', async () => {
+    const plain = await cli(['feed', 'add', '22.12', deb.a])
+    const json = await cli(['feed', 'add', '22.12', deb.b, '--json'])
+
+    expect(plain).toEqual({ code: 0, stdout: 'Added 0 packages to the 22.12 feed; 1 already there.\n', stderr: '' })
+    expect(json.code).toBe(0)
+    expect(json.stderr).toBe('')
+    const answer = JSON.parse(json.stdout)
+    expect(answer).toEqual({ added: [expect.objectContaining({ name: 'cli-b', version: '2.0', release: '1', family: 'deb', swVersion: '22.12' })], present: [] })
+    expect(json.stdout.split('\n')).toHaveLength(2)
+  })
+
+  it('on a terminal with --json shows no bar either', async () => {
+    const r = await onTerminal(['feed', 'add', '22.12', deb.b, '--json'])
+
+    expect(r.code).toBe(0)
+    expect(r.screen).not.toContain('%')
+    expect(JSON.parse(r.screen)).toEqual({ added: [], present: [expect.objectContaining({ name: 'cli-b' })] })
+  })
+
+  it('lists the feed as a table, and with --json as GET /api/v1/releases/22.12/feed answers', async () => {
+    const table = await cli(['feed', 'list', '22.12'])
+    const json = await cli(['feed', 'list', '22.12', '--json'])
+    const direct = await api('/api/v1/releases/22.12/feed')
+
+    expect(table.code).toBe(0)
+    expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+VERSION\s+ARCH\s+FAMILY\s+SIZE\s+FILE$/)
+    expect(table.stdout).toMatch(/\ncli-b\s+2\.0-1\s+all\s+deb\s+\d+(\.\d)? (B|KiB)\s+cli-b_2\.0-1_all\.deb\n/)
+    expect(json.stdout).toBe(direct.text + '\n')
+  })
+
+  it('streams a 256 MiB upload instead of holding it: the CLI stays well below the file size', async () => {
+    const big = path.join(work, 'big.deb')
+    await writeFile(big, '')
+    await truncate(big, 256 * 1024 * 1024)
+    const child = spawn(process.execPath, [CLI, 'feed', 'add', '22.12', big], { cwd: work, env: { ...cleanEnv(), MPATCH_URL: server.url }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    let peak = 0
+    const poll = setInterval(() => {
+      readFile(`/proc/${String(child.pid)}/status`, 'utf8').then((s) => { peak = Math.max(peak, Number(/VmHWM:\s+(\d+) kB/.exec(s)?.[1] ?? 0) * 1024) }, () => {})
+    }, 20)
+    const code = await new Promise<number | null>((resolve) => { child.on('exit', (c) => { resolve(c) }) })
+    clearInterval(poll)
+
+    expect((await stat(big)).size).toBe(256 * 1024 * 1024)
+    expect(code).toBe(1)
+    expect(stderr).toBe('multios-patch feed: big.deb is not an rpm or deb package: not an rpm or deb package (unknown magic bytes) (MPATCH_INVALID_PACKAGE)\n')
+    expect(peak).toBeGreaterThan(0)
+    expect(peak).toBeLessThan(200 * 1024 * 1024)
+    await rm(big)
+  }, 60_000)
+})
+
+describe('hosts, installs, audit', () => {
+  it('lists hosts as a table, and with --json as GET /api/v1/hosts answers', async () => {
+    const table = await cli(['hosts', 'list'])
+    const json = await cli(['hosts', 'list', '--json'])
+
+    expect(table.code).toBe(0)
+    const [head, row, end] = table.stdout.split('\n')
+    expect(head).toMatch(/^HOSTNAME\s+IP\s+OS\s+DRIVER\s+RELEASE\s+STATE\s+CURRENT\s+REBOOT\s+LAST REPORT$/)
+    expect(row).toMatch(/^compute-7\s+127\.0\.0\.1\s+debian 12\s+deb\s+22\.12\s+idle\s+(yes|no)\s+no\s+\d{4}-\d\d-\d\dT/)
+    expect(end).toBe('')
+    expect(json.stdout).toBe((await api('/api/v1/hosts')).text + '\n')
+  })
+
+  it('shows a host: its fields, its plan and its packages', async () => {
+    const r = await cli(['hosts', 'show', 'compute-7'])
+
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^hostname: +compute-7\n/)
+    expect(r.stdout).toMatch(/\ndriver: +deb\n/)
+    expect(r.stdout).toMatch(/\nPlan: /)
+    expect(r.stdout).toMatch(/\nPackages \(1\):\nNAME\s+VERSION\s+ARCH\ncli-a\s+1\.0-1\s+all\n$/)
+  })
+
+  it('lists installs and the audit trail with --json as the API answers them, --limit passed through', async () => {
+    const installs = await cli(['installs', 'list', '--host', 'compute-7', '--json'])
+    const audit = await cli(['audit', '--limit', '1', '--json'])
+    const auditTable = await cli(['audit'])
+
+    expect(installs.stdout).toBe((await api('/api/v1/installs?hostname=compute-7')).text + '\n')
+    expect(audit.code).toBe(0)
+    expect(audit.stdout).toBe((await api('/api/v1/audit?limit=1')).text + '\n')
+    expect(JSON.parse(audit.stdout).items).toHaveLength(1)
+    expect(auditTable.stdout.split('\n')[0]).toMatch(/^ID\s+AT\s+ACTOR\s+ACTION\s+TARGET\s+RESULT\s+DETAIL$/)
+    expect(auditTable.stdout).toMatch(/\n\d+\s+\S+\s+local\s+\S+\s+22\.12\s+ok\s/)
+  })
+})
+
+describe('exit codes', () => {
+  it('exits 1 with the problem\'s detail and code on one stderr line when the API refuses', async () => {
+    const r = await cli(['hosts', 'show', 'no-such-host'])
+
+    expect(r).toEqual({ code: 1, stdout: '', stderr: 'multios-patch hosts: Host \'no-such-host\' not found (MPATCH_HOST_NOT_FOUND)\n' })
+  })
+
+  it('exits 2 on a usage error, before any request', async () => {
+    const unknown = await cli(['hosts', 'lst'])
+    const missing = await cli(['installs', 'show'])
+    const badLimit = await cli(['audit', '--limit', '0'])
+    const notANumber = await cli(['installs', 'show', 'abc'])
+
+    expect(unknown).toEqual({ code: 2, stdout: '', stderr: 'multios-patch hosts: unknown subcommand lst (multios-patch hosts --help)\n' })
+    expect(missing).toEqual({ code: 2, stdout: '', stderr: 'multios-patch installs: missing argument (ID) (multios-patch installs --help)\n' })
+    expect(badLimit).toEqual({ code: 2, stdout: '', stderr: 'multios-patch audit: --limit must be an integer from 1 to 1000, not "0" (multios-patch audit --help)\n' })
+    expect(notANumber.code).toBe(2)
+  })
+
+  it('exits 3 with one line naming the URL when nothing listens there', async () => {
+    const port = await freePort()
+
+    const r = await cli(['hosts', 'list'], { MPATCH_URL: `http://127.0.0.1:${port}` })
+    const viaFlag = await cli(['audit', '--url', `http://127.0.0.1:${port}`])
+
+    expect(r.code).toBe(3)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toMatch(new RegExp(`^multios-patch hosts: cannot reach the controller at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\n$`))
+    expect(viaFlag.code).toBe(3)
+  })
+
+  it('defaults to the local listener on MPATCH_PORT when no URL is given', async () => {
+    const r = await cli(['hosts', 'list', '--json'], { MPATCH_PORT: String(server.port) })
+
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout).items.map((h: { hostname: string }) => h.hostname)).toEqual(['compute-7'])
+  })
+})
+
+describe('the authenticated listener (HTTPS with a private CA)', () => {
+  it('cannot reach it without --ca (the certificate is not trusted): exit 3', async () => {
+    const r = await cli(['hosts', 'list'], { MPATCH_URL: authUrl, MPATCH_TOKEN: adminToken })
+
+    expect(r.code).toBe(3)
+    expect(r.stderr).toMatch(new RegExp(`^multios-patch hosts: cannot reach the controller at ${authUrl.replace(/\./g, '\\.')}: .*(certificate|SELF_SIGNED).*\\n$`))
+  })
+
+  it('is refused without a token: exit 1 with the 401\'s detail', async () => {
+    const r = await cli(['hosts', 'list', '--ca', caFile], { MPATCH_URL: authUrl })
+
+    expect(r.code).toBe(1)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toMatch(/^multios-patch hosts: Authentication required[^\n]* \(MPATCH_[A-Z_]+\)\n$/)
+  })
+
+  it('answers with the token from MPATCH_TOKEN or --token-file, sent as X-Auth-Token', async () => {
+    const fromEnv = await cli(['hosts', 'list', '--json', '--ca', caFile], { MPATCH_URL: authUrl, MPATCH_TOKEN: adminToken })
+    const fromFile = await cli(['hosts', 'list', '--json', '--ca', caFile, '--token-file', tokenFile, '--url', authUrl], {})
+    const wrong = await cli(['hosts', 'list', '--ca', caFile], { MPATCH_URL: authUrl, MPATCH_TOKEN: 'mpt_not-a-real-token' })
+
+    expect(fromEnv.code, fromEnv.stderr).toBe(0)
+    expect(JSON.parse(fromEnv.stdout).items.map((h: { hostname: string }) => h.hostname)).toEqual(['compute-7'])
+    expect(fromFile).toEqual(fromEnv)
+    expect(wrong.code).toBe(1)
+  })
+
+  it('refuses an unreadable --token-file or --ca as a usage error', async () => {
+    const noToken = await cli(['hosts', 'list', '--token-file', path.join(work, 'nope')])
+    const noCa = await cli(['hosts', 'list', '--ca', path.join(work, 'nope.pem')])
+
+    expect(noToken).toEqual({ code: 2, stdout: '', stderr: `multios-patch hosts: cannot read --token-file ${path.join(work, 'nope')}: ENOENT (multios-patch hosts --help)\n` })
+    expect(noCa.code).toBe(2)
+  })
+})
+
+describe('usage in-process', () => {
+  async function run (argv: string[]): Promise<Run> {
+    let stdout = ''
+    let stderr = ''
+    const io = { stdout: { write: (s: string) => { stdout += s } }, stderr: { write: (s: string) => { stderr += s } } }
+    const code = await runClient(hostsResource, argv, io, { MPATCH_URL: 'http://127.0.0.1:9' })
+    return { code, stdout, stderr }
+  }
+
+  it('prints the usage with --help, and refuses a repeated option, a bad --current and an extra argument', async () => {
+    const help = await run(['--help'])
+    const twice = await run(['list', '--state', 'idle', '--state', 'idle'])
+    const current = await run(['list', '--current', 'maybe'])
+    const extra = await run(['show', 'a', 'b'])
+    const timeout = await run(['install', 'a', '--timeout', '5'])
+
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain('  multios-patch hosts install HOST [--force] [--wait [--timeout SECONDS]]\n')
+    expect(help.stdout).toContain('Exit codes: 0 success, 1 the API refused')
+    expect(twice).toEqual({ code: 2, stdout: '', stderr: 'multios-patch hosts: --state is given twice (multios-patch hosts --help)\n' })
+    expect(current.stderr).toBe('multios-patch hosts: --current must be true or false, not "maybe" (multios-patch hosts --help)\n')
+    expect(extra.stderr).toBe('multios-patch hosts: unexpected argument "b" (multios-patch hosts --help)\n')
+    expect(timeout.code).toBe(2)
+  })
+})
