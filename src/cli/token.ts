@@ -19,6 +19,8 @@ const USAGE = `Usage:
   multios-patch token revoke --name NAME [--json]
 The file is MPATCH_TOKENS_FILE (default <MPATCH_DATA_DIR>/tokens.json, MPATCH_DATA_DIR default ./var);
 a running service sees every change within a second.
+With --url URL (or MPATCH_URL set) the same three commands go to that controller's /api/v1/tokens
+instead (an admin token needed: MPATCH_TOKEN or --token-file; multios-patch token --url URL --help).
 Exit codes: 0 success, 1 failure (the file is unusable, the name or host is taken, no such token), 2 usage error.
 `
 

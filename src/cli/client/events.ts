@@ -67,6 +67,8 @@ export const events: Resource = {
         process.once('SIGINT', stop)
         try {
           const res = await ctx.client.open('/events', { signal: ac.signal })
+          // On stderr, so stdout stays the events alone; it also tells a script the stream is open.
+          ctx.io.stderr.write(`Following the events of ${ctx.client.url}; Ctrl-C stops.\n`)
           for await (const { event } of readEvents(res, ctx.client.url)) {
             if (types !== null && !types.has(event.type)) continue
             ctx.io.stdout.write(ctx.json ? JSON.stringify({ id: event.id, event: event.type, data: event.data }) + '\n' : line(event))

@@ -1,7 +1,6 @@
 /** Runs one client command (`multios-patch patches|hosts|... SUB ...`): global options, the controller's URL and token, exit codes from the answer. */
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { ConfigSchema } from '../../config.js'
 import { ApiError, createClient, UnreachableError, UsageError, type Client } from './http.js'
 import { printRaw, renderFields, type Io } from './output.js'
 
@@ -51,8 +50,12 @@ export function usageOf (r: Resource): string {
   return `Usage:\n${lines.join('\n')}\n${GLOBAL_USAGE}`
 }
 
-/** The local listener's URL: the same MPATCH_PORT the service would listen on. */
-export function defaultUrl (env: Record<string, string | undefined>): string {
+/**
+ * The local listener's URL: the same MPATCH_PORT the service would listen on, its default from the
+ * configuration schema (imported only here: it brings the schema tooling, a third of a second).
+ */
+export async function defaultUrl (env: Record<string, string | undefined>): Promise<string> {
+  const { ConfigSchema } = await import('../../config.js')
   const fallback = (ConfigSchema.properties.MPATCH_PORT as { default?: number }).default ?? 5487
   const raw = env.MPATCH_PORT ?? ''
   if (raw !== '' && !/^\d{1,5}$/.test(raw)) throw new UsageError(`MPATCH_PORT must be a port number, not ${JSON.stringify(raw)}`)
@@ -109,7 +112,7 @@ export async function runClient (r: Resource, argv: string[], io: Io = { stdout:
       throw new UsageError(sub === undefined ? `missing subcommand (${Object.keys(r.commands).join(', ')})` : `unknown subcommand ${sub}`)
     }
     const { values, args } = parse(cmd, single ? argv : argv.slice(1))
-    const url = typeof values.url === 'string' ? values.url : (env.MPATCH_URL ?? '') !== '' ? env.MPATCH_URL as string : defaultUrl(env)
+    const url = typeof values.url === 'string' ? values.url : (env.MPATCH_URL ?? '') !== '' ? env.MPATCH_URL as string : await defaultUrl(env)
     const token = await tokenOf(values, env)
     let ca: Buffer | null = null
     if (typeof values.ca === 'string') {
