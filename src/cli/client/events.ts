@@ -45,33 +45,35 @@ export async function * readEvents (res: Dispatcher.ResponseData, url: string): 
 
 export const isAbort = (err: unknown): boolean => (err as { name?: string }).name === 'AbortError' || (err as { code?: string }).code === 'UND_ERR_ABORTED'
 
-/** A human line: time, type, then the fields as key=value. */
+/** A human line: time, id, type, then the other fields as key=value. */
 function line (e: ApiEvent): string {
-  const fields = Object.entries(e.data).filter(([k]) => k !== 'type').map(([k, v]) => `${k}=${cell(v)}`)
-  return `${new Date().toISOString()}  ${e.id ?? '-'}  ${e.type}  ${fields.join(' ')}`.trimEnd() + '\n'
+  const fields = Object.entries(e.data).filter(([k]) => !['id', 'at', 'type'].includes(k)).map(([k, v]) => `${k}=${cell(v)}`)
+  const at = typeof e.data.at === 'string' ? e.data.at : new Date().toISOString()
+  return `${at}  ${e.id ?? '-'}  ${e.type}  ${fields.join(' ')}`.trimEnd() + '\n'
 }
 
 export const events: Resource = {
   name: 'events',
   commands: {
     '': {
-      synopsis: '[--types TYPE,...]   follow the event stream until Ctrl-C (types: install, host.state, host.dropped, patch.catalog, patch.repostate, release, feed, ...)',
+      synopsis: '[--types TYPE,...]   follow the event stream until Ctrl-C, one line per event (types: install, host.state, host.dropped, patch.catalog, patch.repostate, release, feed, ...)',
       args: [0, 0],
       options: { types: { type: 'string' } },
       async run (ctx, v) {
-        const types = typeof v.types === 'string' ? new Set(v.types.split(',').map((t) => t.trim()).filter((t) => t !== '')) : null
-        if (types !== null && types.size === 0) throw new UsageError('--types needs at least one event type')
+        const types = typeof v.types === 'string' ? v.types.split(',').map((t) => t.trim()).filter((t) => t !== '') : null
+        if (types !== null && types.length === 0) throw new UsageError('--types needs at least one event type')
         const ac = new AbortController()
         // Ctrl-C is how one stops following: not an error.
         const stop = (): void => { ac.abort() }
         process.once('SIGINT', stop)
         try {
-          const res = await ctx.client.open('/events', { signal: ac.signal })
+          // The stream filters by type itself (and refuses an unknown one with a 400).
+          const res = await ctx.client.open('/events', { signal: ac.signal, query: { types: types?.join(',') } })
           // On stderr, so stdout stays the events alone; it also tells a script the stream is open.
           ctx.io.stderr.write(`Following the events of ${ctx.client.url}; Ctrl-C stops.\n`)
-          for await (const { event } of readEvents(res, ctx.client.url)) {
-            if (types !== null && !types.has(event.type)) continue
-            ctx.io.stdout.write(ctx.json ? JSON.stringify({ id: event.id, event: event.type, data: event.data }) + '\n' : line(event))
+          for await (const { message, event } of readEvents(res, ctx.client.url)) {
+            // --json: the event's data line as sent (the event as JSON with its id, time and type).
+            ctx.io.stdout.write(ctx.json ? message.data.replace(/\n/g, ' ') + '\n' : line(event))
           }
         } catch (err) {
           if (isAbort(err)) return EXIT.ok

@@ -70,7 +70,7 @@ async function installAndWait (ctx: Ctx, hostname: string, force: boolean, timeo
   let outcome: 'current' | 'failed' | null = null
   let why = ''
   try {
-    const stream = await ctx.client.open('/events', { signal: ac.signal })
+    const stream = await ctx.client.open('/events', { signal: ac.signal, query: { types: 'install,host.state,host.dropped' } })
     const answer = await ctx.client.call('POST', `/hosts/${seg(hostname)}/installs`, { json: force ? { force: true } : {} })
     id = installIdOf(answer)
     let installed = false

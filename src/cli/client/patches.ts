@@ -1,19 +1,16 @@
 /** `multios-patch patches list|show|upload|delete|apply|remove|commit|deps`: the patches of /api/v1/patches. */
 import { PAGE_OPTIONS, pageQuery, printAnswer, printList, seg, type Ctx, type Resource, type Values } from './run.js'
-import { renderTable, type Column } from './output.js'
+import { cell, renderFields, renderTable, type Column } from './output.js'
 import { uploadFiles } from './upload.js'
 
 type Row = Record<string, unknown>
 
-/** The first of `keys` the object has: the table reads a field under its native name or an older one. */
-export const pick = (o: Row, ...keys: string[]): unknown => o[keys.find((k) => o[k] !== undefined) ?? keys[0]]
-
 const COLUMNS: Array<Column<Row>> = [
   ['ID', (p) => p.id],
-  ['STATE', (p) => pick(p, 'state', 'patchState', 'patchstate')],
-  ['REPO', (p) => pick(p, 'repoState', 'repostate')],
-  ['RELEASE', (p) => pick(p, 'release', 'swVersion', 'sw_version')],
-  ['REBOOT', (p) => pick(p, 'rebootRequired', 'reboot_required')],
+  ['STATE', (p) => p.patchstate],
+  ['REPO', (p) => p.repostate],
+  ['RELEASE', (p) => p.release],
+  ['REBOOT', (p) => p.rebootRequired],
   ['SUMMARY', (p) => p.summary]
 ]
 
@@ -24,11 +21,30 @@ function flags (v: Values, names: Record<string, string>): Record<string, boolea
   return body
 }
 
+/** What an apply/remove/commit did, for people: its info lines (a dry run says so), its warnings on stderr. */
+function renderAction (ctx: Ctx, out: Row): string {
+  const dry = out.dryRun === true ? '(dry run, nothing changed) ' : ''
+  for (const w of (out.warnings as string[] | undefined) ?? []) ctx.io.stderr.write(`warning: ${w}\n`)
+  const info = (out.info as string[] | undefined) ?? []
+  const changed = (out.changed as string[] | undefined) ?? []
+  const lines = info.length > 0 ? info : [changed.length > 0 ? `changed: ${changed.join(', ')}` : 'nothing to change']
+  return lines.map((l) => `${dry}${l}\n`).join('')
+}
+
 function lifecycle (action: 'apply' | 'remove' | 'commit', names: Record<string, string>): (ctx: Ctx, v: Values, args: string[]) => Promise<number> {
   return async (ctx, v, [id]) => {
     const answer = await ctx.client.call('POST', `/patches/${seg(id)}/${action}`, { json: flags(v, names) })
-    return printAnswer(ctx, answer)
+    return printAnswer(ctx, answer, ctx.json ? undefined : renderAction(ctx, answer.json as Row))
   }
+}
+
+/** `patches show` for people: the fields, then what the patch delivers. */
+function renderPatch (p: Row): string {
+  let out = renderFields(p, Object.keys(p).filter((k) => k !== 'contents'))
+  const contents = (p.contents ?? {}) as Row
+  const parts = Object.entries(contents).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0))
+  if (parts.length > 0) out += `\nContents:\n${parts.map(([k, v]) => `  ${k}: ${cell(v)}\n`).join('')}`
+  return out
 }
 
 const boolean = { type: 'boolean' } as const
@@ -49,14 +65,17 @@ export const patches: Resource = {
       synopsis: 'ID',
       args: [1, 1],
       async run (ctx, _v, [id]) {
-        return printAnswer(ctx, await ctx.client.call('GET', `/patches/${seg(id)}`))
+        const answer = await ctx.client.call('GET', `/patches/${seg(id)}`)
+        return printAnswer(ctx, answer, ctx.json ? undefined : renderPatch(answer.json as Row))
       }
     },
     upload: {
       synopsis: 'FILE...',
       args: [1, Infinity],
       async run (ctx, _v, files) {
-        return printAnswer(ctx, await uploadFiles(ctx, '/patches', files))
+        const answer = await uploadFiles(ctx, '/patches', files)
+        const items = ((answer.json as { items?: Row[] } | undefined)?.items) ?? []
+        return printAnswer(ctx, answer, `Uploaded ${items.length} patch${items.length === 1 ? '' : 'es'}:\n${renderTable(items, COLUMNS)}`)
       }
     },
     delete: {
@@ -64,7 +83,7 @@ export const patches: Resource = {
       args: [1, 1],
       async run (ctx, _v, [id]) {
         const answer = await ctx.client.call('DELETE', `/patches/${seg(id)}`)
-        return printAnswer(ctx, answer, answer.text === '' ? `Deleted patch ${id}.\n` : undefined)
+        return printAnswer(ctx, answer, `Deleted patch ${id}.\n`)
       }
     },
     apply: {
@@ -91,7 +110,8 @@ export const patches: Resource = {
       options: { recursive: boolean },
       async run (ctx, v, [id]) {
         const answer = await ctx.client.call('GET', `/patches/${seg(id)}/dependencies`, { query: { recursive: v.recursive === true ? 'true' : undefined } })
-        return printAnswer(ctx, answer)
+        const d = answer.json as { patches?: string[] }
+        return printAnswer(ctx, answer, (d.patches ?? []).map((p) => `${p}\n`).join(''))
       }
     }
   }

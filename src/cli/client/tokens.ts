@@ -5,7 +5,7 @@
  */
 import { UsageError } from './http.js'
 import { renderTable } from './output.js'
-import { printAnswer, printList, seg, type Resource } from './run.js'
+import { PAGE_OPTIONS, pageQuery, printAnswer, printList, seg, type Resource } from './run.js'
 
 type Row = Record<string, unknown>
 
@@ -15,10 +15,11 @@ export const tokens: Resource = {
   name: 'token',
   commands: {
     list: {
-      synopsis: '',
+      synopsis: '[--limit N] [--cursor C]',
       args: [0, 0],
-      async run (ctx) {
-        const answer = await ctx.client.call('GET', '/tokens')
+      options: { ...PAGE_OPTIONS },
+      async run (ctx, v) {
+        const answer = await ctx.client.call('GET', '/tokens', { query: pageQuery(v) })
         return printList<Row>(ctx, answer, (items) => renderTable(items, [['NAME', (r) => r.name], ['ROLE', (r) => r.role], ['HOST', (r) => r.hostname], ['CREATED', (r) => r.createdAt]]))
       }
     },
