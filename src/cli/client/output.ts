@@ -15,7 +15,7 @@ export function cell (v: unknown): string {
   if (typeof v === 'boolean') return v ? 'yes' : 'no'
   if (Array.isArray(v)) return v.length === 0 ? '-' : v.map(cell).join(',')
   if (typeof v === 'object') return JSON.stringify(v)
-  return String(v).replace(/\s*\n\s*/g, ' ')
+  return String(v).trim().replace(/\s*\n\s*/g, ' ')
 }
 
 /**

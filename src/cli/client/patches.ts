@@ -21,14 +21,13 @@ function flags (v: Values, names: Record<string, string>): Record<string, boolea
   return body
 }
 
-/** What an apply/remove/commit did, for people: its info lines (a dry run says so), its warnings on stderr. */
+/** What an apply/remove/commit did, for people: its info lines (a dry run's say what would happen), its warnings on stderr. */
 function renderAction (ctx: Ctx, out: Row): string {
-  const dry = out.dryRun === true ? '(dry run, nothing changed) ' : ''
   for (const w of (out.warnings as string[] | undefined) ?? []) ctx.io.stderr.write(`warning: ${w}\n`)
   const info = (out.info as string[] | undefined) ?? []
   const changed = (out.changed as string[] | undefined) ?? []
   const lines = info.length > 0 ? info : [changed.length > 0 ? `changed: ${changed.join(', ')}` : 'nothing to change']
-  return lines.map((l) => `${dry}${l}\n`).join('')
+  return lines.map((l) => `${l}\n`).join('')
 }
 
 function lifecycle (action: 'apply' | 'remove' | 'commit', names: Record<string, string>): (ctx: Ctx, v: Values, args: string[]) => Promise<number> {
