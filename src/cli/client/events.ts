@@ -1,4 +1,5 @@
 /** `multios-patch events [--types a,b]`: follows /api/v1/events (server-sent events), one line per event; also the reader `hosts install --wait` follows. */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { UnreachableError, UsageError } from './http.js'
@@ -43,13 +44,17 @@ export async function * readEvents (res: Dispatcher.ResponseData, url: string): 
   }
 }
 
+/** How long `events` keeps trying to reconnect after the stream ended: 30 tries a second apart. */
+const RECONNECT_TRIES = 30
+const RECONNECT_DELAY_MS = 1000
+
 export const isAbort = (err: unknown): boolean => (err as { name?: string }).name === 'AbortError' || (err as { code?: string }).code === 'UND_ERR_ABORTED'
 
 /** A human line: time, id, type, then the other fields as key=value. */
 function line (e: ApiEvent): string {
   const fields = Object.entries(e.data).filter(([k]) => !['id', 'at', 'type'].includes(k)).map(([k, v]) => `${k}=${cell(v)}`)
   const at = typeof e.data.at === 'string' ? e.data.at : new Date().toISOString()
-  return `${at}  ${e.id ?? '-'}  ${e.type}  ${fields.join(' ')}`.trimEnd() + '\n'
+  return `${at}  ${e.id ?? '-'}  ${e.type.padEnd(16)}  ${fields.join(' ')}`.trimEnd() + '\n'
 }
 
 export const events: Resource = {
@@ -66,14 +71,35 @@ export const events: Resource = {
         // Ctrl-C is how one stops following: not an error.
         const stop = (): void => { ac.abort() }
         process.once('SIGINT', stop)
+        let lastId: string | null = null
+        let connected = false
+        let retries = 0
         try {
-          // The stream filters by type itself (and refuses an unknown one with a 400).
-          const res = await ctx.client.open('/events', { signal: ac.signal, query: { types: types?.join(',') } })
-          // On stderr, so stdout stays the events alone; it also tells a script the stream is open.
-          ctx.io.stderr.write(`Following the events of ${ctx.client.url}; Ctrl-C stops.\n`)
-          for await (const { message, event } of readEvents(res, ctx.client.url)) {
-            // --json: the event's data line as sent (the event as JSON with its id, time and type).
-            ctx.io.stdout.write(ctx.json ? message.data.replace(/\n/g, ' ') + '\n' : line(event))
+          for (;;) {
+            let res
+            try {
+              // The stream filters by type itself (and refuses an unknown one with a 400); Last-Event-ID resumes without loss.
+              res = await ctx.client.open('/events', { signal: ac.signal, query: { types: types?.join(',') }, headers: lastId === null ? {} : { 'last-event-id': lastId } })
+            } catch (err) {
+              // A controller that restarts is back within seconds: only a first connection fails at once.
+              if (!(err instanceof UnreachableError) || !connected || ++retries > RECONNECT_TRIES) throw err
+              await sleep(RECONNECT_DELAY_MS, undefined, { signal: ac.signal })
+              continue
+            }
+            // On stderr, so stdout stays the events alone; it also tells a script the stream is open.
+            ctx.io.stderr.write(!connected ? `Following the events of ${ctx.client.url}; Ctrl-C stops.\n` : `Reconnected to ${ctx.client.url}${lastId === null ? '' : `, resuming after event ${lastId}`}.\n`)
+            connected = true
+            retries = 0
+            try {
+              for await (const { message, event } of readEvents(res, ctx.client.url)) {
+                if (message.id !== undefined) lastId = message.id
+                // --json: the event's data line as sent (the event as JSON with its id, time and type).
+                ctx.io.stdout.write(ctx.json ? message.data.replace(/\n/g, ' ') + '\n' : line(event))
+              }
+            } catch (err) {
+              if (!(err instanceof UnreachableError)) throw err
+            }
+            ctx.io.stderr.write(`The controller at ${ctx.client.url} closed the event stream; reconnecting.\n`)
           }
         } catch (err) {
           if (isAbort(err)) return EXIT.ok
@@ -81,9 +107,6 @@ export const events: Resource = {
         } finally {
           process.removeListener('SIGINT', stop)
         }
-        if (ac.signal.aborted) return EXIT.ok
-        ctx.io.stderr.write(`multios-patch events: the controller at ${ctx.client.url} closed the event stream\n`)
-        return EXIT.unreachable
       }
     }
   }
