@@ -7,6 +7,7 @@ import { createTokenStore } from '../../src/auth/tokens.js'
 import { runClient } from '../../src/cli/client/run.js'
 import { hosts as hostsResource } from '../../src/cli/client/hosts.js'
 import { tempDir } from '../helpers/build-app.js'
+import { cliBuild } from '../helpers/cli-build.js'
 import { buildDeb } from '../helpers/packages.js'
 import { makeTestKeys } from '../helpers/patches.js'
 import { freePort, startServer, type RunningServer } from '../helpers/server.js'
@@ -21,7 +22,9 @@ let authUrl: string
 let caFile: string
 let adminToken: string
 let tokenFile: string
+let tokensFile: string
 const deb: Record<string, string> = {}
+const patch: Record<string, string> = {}
 
 const REPORT = {
   nodetype: 'worker',
@@ -68,6 +71,14 @@ async function api (url: string, init?: RequestInit): Promise<{ status: number, 
   return { status: res.status, text: await res.text() }
 }
 
+/** The one stderr line the CLI prints for the problem the API answers `url` with. */
+async function refusal (resource: string, url: string, init?: RequestInit): Promise<string> {
+  const res = await api(url, init)
+  expect(res.status).toBeGreaterThanOrEqual(400)
+  const p = JSON.parse(res.text) as { detail: string, code: string }
+  return `multios-patch ${resource}: ${p.detail} (${p.code})\n`
+}
+
 beforeAll(async () => {
   requireTool('script', 'openssl', 'dpkg-deb')
   execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-if-needed.mjs')], { cwd: ROOT, stdio: 'ignore' })
@@ -75,10 +86,14 @@ beforeAll(async () => {
   const keys = await makeTestKeys(path.join(work, 'keys'))
   deb.a = await buildDeb(path.join(work, 'pkgs'), { name: 'cli-a', version: '1.0-1', compression: 'none', randomFiles: { 'usr/share/cli-a/blob': 300_000 } })
   deb.b = await buildDeb(path.join(work, 'pkgs'), { name: 'cli-b', version: '2.0-1' })
+  const a11 = await buildDeb(path.join(work, 'pkgs'), { name: 'cli-a', version: '1.1-1' })
+  const a12 = await buildDeb(path.join(work, 'pkgs'), { name: 'cli-a', version: '1.2-1' })
+  patch.p1 = await cliBuild(work, { id: 'CLI_0001', summary: 'CLI fix', files: [a11], key: keys.privateKey })
+  patch.p2 = await cliBuild(work, { id: 'CLI_0002', summary: 'CLI fix 2', requires: ['CLI_0001'], files: [a12], key: keys.privateKey })
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(work, 'key.pem'), '-out', path.join(work, 'cert.pem'),
     '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
   caFile = path.join(work, 'cert.pem')
-  const tokensFile = path.join(work, 'tokens.json')
+  tokensFile = path.join(work, 'tokens.json')
   adminToken = (await createTokenStore(tokensFile).create({ name: 'cli-admin', role: 'admin' })).token
   tokenFile = path.join(work, 'admin.token')
   await writeFile(tokenFile, adminToken + '\n', { mode: 0o600 })
@@ -172,6 +187,90 @@ describe('feed add / feed list', () => {
     expect(peak).toBeLessThan(200 * 1024 * 1024)
     await rm(big)
   }, 60_000)
+})
+
+describe('patches', () => {
+  it('uploads with a bar of the bytes sent on a terminal and lists what it imported', async () => {
+    const r = await onTerminal(['patches', 'upload', patch.p1])
+
+    expect(r.code, r.screen).toBe(0)
+    expect(r.screen).toMatch(/█+ 100% \| [\d.]+ KiB \/ [\d.]+ KiB \| CLI_0001\.patch/)
+    expect(r.screen).toMatch(/Uploaded 1 patch:\r?\nID\s+STATE\s+REPO\s+RELEASE\s+REBOOT\s+SUMMARY\r?\nCLI_0001\s+\S+\s+Available\s+22\.12\s+no\s+CLI fix\r?\n/)
+  })
+
+  it('uploads without a bar with --json (the API\'s answer as sent), and lists as GET /api/v1/patches answers', async () => {
+    const up = await cli(['patches', 'upload', patch.p2, '--json'])
+    const json = await cli(['patches', 'list', '--json'])
+    const table = await cli(['patches', 'list'])
+
+    expect(up.code, up.stderr).toBe(0)
+    expect(up.stderr).toBe('')
+    expect(JSON.parse(up.stdout)).toEqual({ items: [expect.objectContaining({ id: 'CLI_0002', repostate: 'Available', requires: ['CLI_0001'] })] })
+    expect(json.stdout).toBe((await api('/api/v1/patches')).text + '\n')
+    expect(JSON.parse(json.stdout).items.map((p: { id: string }) => p.id)).toEqual(['CLI_0001', 'CLI_0002'])
+    expect(table.stdout).toMatch(/^ID\s+STATE\s+REPO\s+RELEASE\s+REBOOT\s+SUMMARY\nCLI_0001\s.*\nCLI_0002\s+\S+\s+Available\s+22\.12\s+no\s+CLI fix 2\n$/)
+  })
+
+  it('applies (a dry run first, changing nothing), shows, lists requirements, removes and deletes', async () => {
+    const refused = await cli(['patches', 'apply', 'CLI_0002'])
+    const expected = await refusal('patches', '/api/v1/patches/CLI_0002/apply', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    const dry = await cli(['patches', 'apply', 'CLI_0001', '--dry-run'])
+    const afterDry = JSON.parse((await api('/api/v1/patches/CLI_0001')).text)
+    const applied = await cli(['patches', 'apply', 'CLI_0001'])
+    const afterApply = JSON.parse((await api('/api/v1/patches/CLI_0001')).text)
+    const show = await cli(['patches', 'show', 'CLI_0001'])
+    const deps = await cli(['patches', 'deps', 'CLI_0002', '--recursive'])
+    const dryRemove = await cli(['patches', 'remove', 'CLI_0001', '--dry-run', '--skip-app-check', '--skip-semantic', '--remove-unremovable'])
+    const afterDryRemove = JSON.parse((await api('/api/v1/patches/CLI_0001')).text)
+    const removed = await cli(['patches', 'remove', 'CLI_0001'])
+    const deleted = await cli(['patches', 'delete', 'CLI_0002'])
+
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toBe(expected)
+    expect(refused.stderr).toMatch(/\(MPATCH_REQUIREMENT_NOT_APPLIED\)\n$/)
+    expect(dry).toEqual({ code: 0, stdout: 'CLI_0001 would be added to the repo\n', stderr: '' })
+    expect(afterDry.repostate).toBe('Available')
+    expect(applied).toEqual({ code: 0, stdout: 'CLI_0001 is now in the repo\n', stderr: '' })
+    expect(afterApply.repostate).toBe('Applied')
+    expect(show.stdout).toMatch(/^id: +CLI_0001\n/)
+    expect(show.stdout).toMatch(/\nrepostate: +Applied\n/)
+    expect(show.stdout).toMatch(/\nContents:\n {2}deb: cli-a_1\.1-1_all\.deb\n$/)
+    expect(deps).toEqual({ code: 0, stdout: 'CLI_0001\nCLI_0002\n', stderr: '' })
+    expect(dryRemove.code, dryRemove.stderr).toBe(0)
+    expect(dryRemove.stdout).toMatch(/^CLI_0001 would be removed/)
+    expect(afterDryRemove.repostate).toBe('Applied')
+    expect(removed.code, removed.stderr).toBe(0)
+    expect(JSON.parse((await api('/api/v1/patches/CLI_0001')).text).repostate).toBe('Available')
+    expect(deleted).toEqual({ code: 0, stdout: 'Deleted patch CLI_0002.\n', stderr: '' })
+    expect((await api('/api/v1/patches/CLI_0002')).status).toBe(404)
+  })
+
+  it('exits 1 with the problem\'s detail for an unknown patch', async () => {
+    const r = await cli(['patches', 'show', 'CLI_9999'])
+
+    expect(r.code).toBe(1)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toBe(await refusal('patches', '/api/v1/patches/CLI_9999'))
+    expect(r.stderr).toMatch(/\(MPATCH_PATCH_NOT_FOUND\)\n$/)
+  })
+})
+
+describe('releases', () => {
+  it('creates, lists and deletes a release; a bad name is the API\'s 400', async () => {
+    const created = await cli(['releases', 'create', '23.09'])
+    const json = await cli(['releases', 'list', '--json'])
+    const table = await cli(['releases', 'list'])
+    const bad = await cli(['releases', 'create', 'bad name'])
+    const deleted = await cli(['releases', 'delete', '23.09'])
+
+    expect(created).toEqual({ code: 0, stdout: 'Created release 23.09.\n', stderr: '' })
+    expect(JSON.parse(json.stdout).items).toEqual([{ release: '22.12', running: true }, { release: '23.09', running: false }])
+    expect(table.stdout).toBe('RELEASE  RUNNING\n22.12    yes\n23.09    no\n')
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/^multios-patch releases: .+ \(MPATCH_VALIDATION\)\n$/)
+    expect(deleted).toEqual({ code: 0, stdout: 'Deleted release 23.09.\n', stderr: '' })
+    expect(JSON.parse((await api('/api/v1/releases')).text).items).toEqual([{ release: '22.12', running: true }])
+  })
 })
 
 describe('hosts, installs, audit', () => {
