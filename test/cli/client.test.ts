@@ -273,6 +273,50 @@ describe('releases', () => {
   })
 })
 
+describe('token through the API', () => {
+  it('creates, lists and revokes through /api/v1/tokens with --url; the new token works on the authenticated listener until revoked', async () => {
+    const created = await cli(['token', 'create', '--name', 'cli-reader', '--role', 'reader', '--url', server.url], {})
+    const reader = created.stdout.trim()
+    const listed = await cli(['token', 'list', '--json'])
+    const use = await cli(['hosts', 'list', '--ca', caFile], { MPATCH_URL: authUrl, MPATCH_TOKEN: reader })
+    const revoked = await cli(['token', 'revoke', '--name', 'cli-reader'])
+    let after: Run = { code: null, stdout: '', stderr: '' }
+    for (let i = 0; i < 30; i++) {
+      after = await cli(['hosts', 'list', '--ca', caFile], { MPATCH_URL: authUrl, MPATCH_TOKEN: reader })
+      if (after.code === 1) break
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    const local = await cli(['token', 'list', '--json'], { MPATCH_TOKENS_FILE: tokensFile })
+
+    expect(created.code, created.stderr).toBe(0)
+    expect(created.stdout).toMatch(/^mpt_[A-Za-z0-9_-]{43}\n$/)
+    expect(created.stderr).toBe(`Created reader token cli-reader on ${server.url}; it is shown only this once.\n`)
+    expect(JSON.parse(listed.stdout).items.map((t: { name: string }) => t.name)).toEqual(['cli-admin', 'cli-reader'])
+    expect(listed.stdout).not.toContain(reader)
+    expect(use.code, use.stderr).toBe(0)
+    expect(revoked).toEqual({ code: 0, stdout: 'Revoked token cli-reader.\n', stderr: '' })
+    expect(after.code).toBe(1)
+    expect(local.code).toBe(0)
+    expect(JSON.parse(local.stdout).map((t: { name: string }) => t.name)).toEqual(['cli-admin'])
+  })
+
+  it('refuses an unknown token name with the API\'s 404', async () => {
+    const r = await cli(['token', 'revoke', '--name', 'nobody'])
+
+    expect(r.code).toBe(1)
+    expect(r.stderr).toBe(await refusal('token', '/api/v1/tokens/nobody', { method: 'DELETE' }))
+  })
+})
+
+describe('events', () => {
+  it('exits 1 with the API\'s validation problem for an unknown event type', async () => {
+    const r = await cli(['events', '--types', 'no-such-type'])
+
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^multios-patch events: .+ \(MPATCH_VALIDATION\)\n$/)
+  })
+})
+
 describe('hosts, installs, audit', () => {
   it('lists hosts as a table, and with --json as GET /api/v1/hosts answers', async () => {
     const table = await cli(['hosts', 'list'])
@@ -382,6 +426,17 @@ describe('the authenticated listener (HTTPS with a private CA)', () => {
 
     expect(noToken).toEqual({ code: 2, stdout: '', stderr: `multios-patch hosts: cannot read --token-file ${path.join(work, 'nope')}: ENOENT (multios-patch hosts --help)\n` })
     expect(noCa.code).toBe(2)
+  })
+})
+
+describe('hosts drop', () => {
+  it('drops a host (after every test that reads compute-7), and an unknown one is the API\'s 404', async () => {
+    const dropped = await cli(['hosts', 'drop', 'compute-7'])
+    const again = await cli(['hosts', 'drop', 'compute-7'])
+
+    expect(dropped).toEqual({ code: 0, stdout: 'Dropped host compute-7.\n', stderr: '' })
+    expect(JSON.parse((await api('/api/v1/hosts')).text).items).toEqual([])
+    expect(again).toEqual({ code: 1, stdout: '', stderr: await refusal('hosts', '/api/v1/hosts/compute-7') })
   })
 })
 
