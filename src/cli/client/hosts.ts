@@ -1,5 +1,5 @@
 /** `multios-patch hosts list|show|install|drop`: the hosts of /api/v1/hosts; `install --wait` follows the event stream until the host settles. */
-import { UsageError } from './http.js'
+import { UnreachableError, UsageError } from './http.js'
 import { isAbort, readEvents } from './events.js'
 import { cell, printRaw, progress, renderFields, renderTable, type Column } from './output.js'
 import { EXIT, PAGE_OPTIONS, pageQuery, printAnswer, printList, seg, type Ctx, type Resource } from './run.js'
@@ -64,7 +64,8 @@ const STAGES = ['requested', 'installing', 'installed, waiting for the host to r
  */
 async function installAndWait (ctx: Ctx, hostname: string, force: boolean, timeoutS: number): Promise<number> {
   const ac = new AbortController()
-  const timer = setTimeout(() => { ac.abort() }, timeoutS * 1000)
+  let timedOut = false
+  const timer = setTimeout(() => { timedOut = true; ac.abort() }, timeoutS * 1000)
   const bar = progress(ctx.io, ctx.json, STAGES.length, 'steps', { stage: `${hostname}: ${STAGES[0]}` })
   let id: number | null = null
   let outcome: 'current' | 'failed' | null = null
@@ -134,8 +135,9 @@ async function installAndWait (ctx: Ctx, hostname: string, force: boolean, timeo
   const final = await ctx.client.call('GET', `/installs/${id}`)
   const rec = final.json as Row
   if (outcome === null) {
-    ctx.io.stderr.write(`multios-patch hosts: timed out after ${timeoutS} s waiting for install ${id} on ${hostname} (install ${cell(rec.status)})\n`)
     if (ctx.json) printRaw(ctx.io, final.text)
+    if (!timedOut) throw new UnreachableError(ctx.client.url, `the event stream ended before install ${id} finished (install ${cell(rec.status)})`)
+    ctx.io.stderr.write(`multios-patch hosts: timed out after ${timeoutS} s waiting for install ${id} on ${hostname} (install ${cell(rec.status)})\n`)
     return EXIT.refused
   }
   if (ctx.json) printRaw(ctx.io, final.text)
