@@ -429,13 +429,26 @@ describe('the authenticated listener (HTTPS with a private CA)', () => {
   })
 })
 
-describe('hosts drop', () => {
+describe('hosts install, hosts drop', () => {
+  it('gives up a --wait after --timeout when no agent picks the install up, and requests one without --wait', async () => {
+    const waited = await cli(['hosts', 'install', 'compute-7', '--force', '--wait', '--timeout', '1'])
+    const pending = JSON.parse((await api('/api/v1/installs?hostname=compute-7')).text).items[0]
+    const report = await api('/api/v1/agents/compute-8/report', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(REPORT) })
+    const requested = await cli(['hosts', 'install', 'compute-8', '--force'])
+    const id = JSON.parse((await api('/api/v1/installs?hostname=compute-8')).text).items[0].id as number
+
+    expect(waited).toEqual({ code: 1, stdout: '', stderr: `multios-patch hosts: timed out after 1 s waiting for install ${pending.id as number} on compute-7 (install pending)\n` })
+    expect(pending).toMatchObject({ status: 'pending', force: true })
+    expect(report.status).toBe(200)
+    expect(requested).toEqual({ code: 0, stdout: `Install ${id} requested for compute-8; follow it with multios-patch installs show ${id}.\n`, stderr: '' })
+  })
+
   it('drops a host (after every test that reads compute-7), and an unknown one is the API\'s 404', async () => {
     const dropped = await cli(['hosts', 'drop', 'compute-7'])
     const again = await cli(['hosts', 'drop', 'compute-7'])
 
     expect(dropped).toEqual({ code: 0, stdout: 'Dropped host compute-7.\n', stderr: '' })
-    expect(JSON.parse((await api('/api/v1/hosts')).text).items).toEqual([])
+    expect(JSON.parse((await api('/api/v1/hosts')).text).items.map((h: { hostname: string }) => h.hostname)).toEqual(['compute-8'])
     expect(again).toEqual({ code: 1, stdout: '', stderr: await refusal('hosts', '/api/v1/hosts/compute-7') })
   })
 })
