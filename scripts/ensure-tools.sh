@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the OS tools the test suite drives for real (dpkg/apt, rpm/dnf, ostree, a Keystone) when
+# Installs the OS tools the test suite drives for real (dpkg/apt, rpm/dnf, ostree, a Keystone, chromium) when
 # missing. Debian package → a binary or file it provides; only missing ones are installed.
 set -euo pipefail
 
@@ -16,6 +16,8 @@ declare -A tools=(
   # which would add a service and Apache, is not wanted.
   [python3-keystone]=keystone-wsgi-public
   [python3-keystoneclient]=/usr/lib/python3/dist-packages/keystoneclient/__init__.py
+  # Swagger UI is driven in headless Chromium through playwright-core, which never downloads a browser.
+  [chromium]=/usr/bin/chromium
 )
 
 missing=()
