@@ -12,11 +12,14 @@ export interface LiveResponse {
   requestUrl: string
 }
 
-/** Expands the operation (deep-link id `operations-<tag>-<operationId>`) and presses "Try it out". */
+/** Expands the operation (deep-link id `operations-<tag>-<operationId>`) and presses "Try it out"; either is skipped when already done. */
 export async function tryItOut (page: Page, tag: string, operationId: string): Promise<Locator> {
   const op = page.locator(`#operations-${tag}-${operationId}`)
-  await op.locator('.opblock-summary').first().click()
-  await op.locator('button.try-out__btn').click()
+  await op.waitFor({ state: 'visible' })
+  if (!(await op.getAttribute('class') ?? '').split(' ').includes('is-open')) await op.locator('.opblock-summary').first().click()
+  // In Try it out mode the same slot holds Cancel (and Reset, for a body): wait for either, then decide.
+  await op.locator('button.try-out__btn').first().waitFor({ state: 'visible' })
+  if (!await op.locator('button.execute').isVisible()) await op.getByRole('button', { name: 'Try it out' }).click()
   await op.locator('button.execute').waitFor({ state: 'visible' })
   return op
 }
@@ -39,7 +42,9 @@ export async function execute (op: Locator): Promise<LiveResponse> {
   await op.locator('button.execute').click()
   const row = op.locator('.live-responses-table tbody tr.response').first()
   await row.waitFor({ state: 'visible' })
-  const status = Number((await row.locator('.response-col_status').innerText()).trim())
+  // An error answer's status cell adds words after the code ("404 Undocumented", "Error: Not Found").
+  const statusText = await row.locator('.response-col_status').innerText()
+  const status = Number(/\d{3}/.exec(statusText)?.[0])
   const body = row.locator('.response-col_description .highlight-code code')
   const bodyText = await body.count() > 0 ? await body.innerText() : ''
   const headers: Record<string, string> = {}
@@ -49,4 +54,18 @@ export async function execute (op: Locator): Promise<LiveResponse> {
   }
   const requestUrl = (await op.locator('.request-url pre').innerText()).trim()
   return { status, bodyText, headers, requestUrl }
+}
+
+/** Chooses files for a multipart/form-data property: one file input each, more added with the array's "Add item" button. */
+export async function chooseFiles (op: Locator, property: string, files: string[]): Promise<void> {
+  const row = op.locator(`tr[data-property-name="${property}"]`)
+  for (const [i, file] of files.entries()) {
+    if (i > 0) await row.locator('button.json-schema-form-item-add').click()
+    await row.locator('input[type=file]').nth(i).setInputFiles(file)
+  }
+}
+
+/** Replaces the JSON request body (Try it out prefills it with a generated example). */
+export async function fillBody (op: Locator, json: unknown): Promise<void> {
+  await op.locator('.body-param textarea').fill(JSON.stringify(json))
 }
