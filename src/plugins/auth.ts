@@ -111,7 +111,7 @@ export default fp(async function authPlugin (app: FastifyInstance, opts: AuthPlu
     if (!allows(who, access)) {
       const why = access.kind === 'agent' && who.role === 'agent'
         ? `The token of ${who.hostname ?? '?'} may not act for host ${access.hostname}`
-        : `${who.actor} (role ${who.role ?? 'none'}) may not ${access.kind === 'admin' ? 'change state' : access.kind === 'agent' ? 'use the agent API' : 'read'} here`
+        : `${who.actor} (role ${who.role ?? 'none'}) may not ${access.kind === 'admin' ? ((request.method === 'GET' || request.method === 'HEAD') && !isLegacyUrl(request.url) ? 'read this (admin only)' : 'change state') : access.kind === 'agent' ? 'use the agent API' : 'read'} here`
       await refuse(request, reply, 403, 'MPATCH_FORBIDDEN', why)
       return reply
     }

@@ -5,7 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { enrollSecretMatches } from '../auth/enroll.js'
 import { actorOf } from '../plugins/auth.js'
 import { Type } from 'typebox'
-import { ErrorResponse } from '../schemas/common.js'
+import { Problem } from '../schemas/common.js'
 import {
   CommandsAnswer, CommandsQuery, ContentParams, EnrollAnswer, EnrollBody, HostnameParams, Install, InstallIdParams, InstallResultBody,
   PlanAnswer, ReportAnswer, ReportBody
@@ -13,7 +13,7 @@ import {
 import { AlreadyEnrolledError, EnrollOffError, UnauthorizedError, ContentNotFoundError, HostNotFoundError, InstallNotFoundError, LongPollsExhaustedError, ReportsExhaustedError, MalformedBodyError } from '../errors.js'
 import { HostError, LongPollLimitError } from '../services/installs.js'
 
-const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+const errors = { '4xx': Problem, '5xx': Problem }
 
 /** Seconds a poller refused for lack of long-poll slots is told to wait (about one agent poll). */
 const LONG_POLL_RETRY_AFTER_S = 30

@@ -1,7 +1,7 @@
 /** Liveness and readiness. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorResponse } from '../schemas/common.js'
+import { Problem } from '../schemas/common.js'
 import { NotReadyError } from '../errors.js'
 
 const Ok = Type.Object({ status: Type.String({ description: 'ok' }) }, { title: 'Health', description: 'The service answers', examples: [{ status: 'ok' }] })
@@ -13,7 +13,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Liveness',
       description: 'Answers `ok` while the process serves requests; it does not touch the database (see readyz).',
       operationId: 'healthz',
-      response: { 200: Ok, '4xx': ErrorResponse }
+      response: { 200: Ok, '4xx': Problem }
     }
   }, async () => ({ status: 'ok' }))
 
@@ -23,7 +23,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Readiness: the database answers',
       description: 'Answers `ok` once the database answers a query; 503 (MPATCH_NOT_READY) while it does not, so a load balancer can take the controller out.',
       operationId: 'readyz',
-      response: { 200: Ok, '4xx': ErrorResponse, '5xx': ErrorResponse }
+      response: { 200: Ok, '4xx': Problem, '5xx': Problem }
     }
   }, async () => {
     try {

@@ -4,13 +4,13 @@ import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { ErrorResponse } from '../schemas/common.js'
+import { Problem } from '../schemas/common.js'
 import { ReleaseParams } from '../schemas/agents.js'
 import { OstreeFeedNotFoundError, OstreeFeedRefusedError, ReleaseNotFoundError } from '../errors.js'
 import { actorOf } from '../plugins/auth.js'
 import { OstreeFeedError } from '../services/ostree-feeds.js'
 
-const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse }
+const errors = { '4xx': Problem, '5xx': Problem }
 
 const OstreeFeed = Type.Object({
   release: Type.String(),

@@ -19,8 +19,6 @@ export const Problem = Type.Object({
   examples: [{ type: 'about:blank', title: 'Not Found', status: 404, detail: "Host 'compute-9' not found", code: 'MPATCH_HOST_NOT_FOUND', instance: '/api/v1/hosts/compute-9' }]
 })
 export type ProblemT = Static<typeof Problem>
-/** @deprecated the old name of Problem. */
-export const ErrorResponse = Problem
 
 /** Legacy routes answer internal faults with HTTP 500 and a single `error` string (D2). */
 export const LegacyFault = Type.Object({

@@ -252,6 +252,8 @@ describe('on the authenticated listener', () => {
 
     expect(refused.map((r) => r.status)).toEqual([403, 403, 403, 403, 403, 401])
     expect(refused.slice(0, 5).map((r) => JSON.parse(r.text).code)).toEqual(Array(5).fill('MPATCH_FORBIDDEN'))
+    expect(JSON.parse(refused[0].text).detail).toBe('token:ops (role reader) may not read this (admin only) here')
+    expect(JSON.parse(refused[2].text).detail).toBe('token:ops (role reader) may not change state here')
     expect(listed.status).toBe(200)
     expect(JSON.parse(listed.text).items.map((t: { name: string }) => t.name)).toEqual(['agent-c0', 'ops', 'root'])
     for (const secret of [admin, reader, agent]) {
