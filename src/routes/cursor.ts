@@ -30,3 +30,10 @@ export function pageOf<T> (list: string, rows: T[], limit: number, keyOf: (row: 
   const items = rows.slice(0, limit)
   return { items, nextCursor: rows.length > limit ? encodeCursor(list, keyOf(items[items.length - 1])) : null }
 }
+
+/** A page of an in-memory list sorted by a unique string key (code-unit order), after the cursor's key. */
+export function pageOfSorted<T> (list: string, sorted: readonly T[], keyOf: (item: T) => string, limit: number, cursor: string | undefined): { items: T[], nextCursor: string | null } {
+  const after = decodeCursor(list, cursor, 'name')
+  const rest = after === undefined ? sorted : sorted.filter((i) => keyOf(i) > after)
+  return pageOf(list, rest.slice(0, limit + 1), limit, keyOf)
+}

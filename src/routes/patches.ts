@@ -7,10 +7,10 @@ import {
   ApplyBody, CommitActionSchema, CommitBody, DependenciesQuery, ListPatchesQuery, PatchActionSchema, PatchDependenciesSchema,
   PatchDetailSchema, PatchListSchema, PatchParams, RemoveBody, UploadedPatchesSchema, type Patch
 } from '../schemas/patches.js'
-import { InvalidCursorError, NoFileError, outcomeError, TooManyFilesError, UploadTooLargeError, UploadTotalTooLargeError } from '../errors.js'
+import { NoFileError, outcomeError, TooManyFilesError, UploadTooLargeError, UploadTotalTooLargeError } from '../errors.js'
 import { actorOf } from '../plugins/auth.js'
 import type { PatchWithState } from '../services/patch-queries.js'
-import { decodeCursor, pageOf } from '../services/paging.js'
+import { pageOfSorted } from './cursor.js'
 import type { ErrorCode, Outcome } from '../services/results.js'
 import { saveFileParts, TotalTooLargeError, type SavedPart } from './file-parts.js'
 
@@ -41,14 +41,6 @@ export function patchView ({ patch: p, patchstate }: PatchWithState): Patch {
     importedAt: p.importedAt,
     updatedAt: p.updatedAt
   }
-}
-
-/** The cursor's key, or MPATCH_INVALID_CURSOR. */
-export function afterOf (cursor: string | undefined): string | null {
-  if (cursor === undefined) return null
-  const after = decodeCursor(cursor)
-  if (after === null) throw new InvalidCursorError('pass the nextCursor of a previous page unchanged')
-  return after
 }
 
 /** Throws the native error of a refused core call. */
@@ -83,7 +75,7 @@ const patchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const { state, release, limit, cursor } = request.query
     const all = patches.byId({ patchstate: state as PatchWithState['patchstate'] | undefined, release })
-    const page = pageOf(all, (x) => x.patch.id, limit ?? 100, afterOf(cursor))
+    const page = pageOfSorted('patches', all, (x) => x.patch.id, limit ?? 100, cursor)
     return { items: page.items.map(patchView), nextCursor: page.nextCursor }
   })
 

@@ -6,8 +6,9 @@ import {
   ReleaseListSchema, ReleaseParams, ReleaseSchema
 } from '../schemas/patches.js'
 import { actorOf } from '../plugins/auth.js'
-import { byKey, pageOf } from '../services/paging.js'
-import { afterOf, refuse } from './patches.js'
+import { byKey } from '../services/paging.js'
+import { pageOfSorted } from './cursor.js'
+import { refuse } from './patches.js'
 
 const errors = { '4xx': Problem, '5xx': Problem }
 
@@ -25,7 +26,7 @@ const releaseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request) => {
     const all = releases.list().sort(byKey((r) => r.release))
-    return pageOf(all, (r) => r.release, request.query.limit ?? 100, afterOf(request.query.cursor))
+    return pageOfSorted('releases', all, (r) => r.release, request.query.limit ?? 100, request.query.cursor)
   })
 
   app.post('/releases', {
@@ -68,7 +69,7 @@ const releaseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (request) => {
     const all = Object.entries(releases.queryAppDependencies()).map(([name, ids]) => ({ app: name, patches: ids })).sort(byKey((a) => a.app))
-    return pageOf(all, (a) => a.app, request.query.limit ?? 100, afterOf(request.query.cursor))
+    return pageOfSorted('app-dependencies', all, (a) => a.app, request.query.limit ?? 100, request.query.cursor)
   })
 
   app.put('/app-dependencies/:app', {

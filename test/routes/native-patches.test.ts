@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rm } from 'node:fs/promises'
 import { postReport } from '../helpers/agent-report.js'
-import { encodeCursor } from '../../src/services/paging.js'
+import { encodeCursor } from '../../src/routes/cursor.js'
 import { multipart } from '../helpers/multipart.js'
 import { buildPatchSet, expectProblem, nativeUpload, newApp, seed, snapshot, type App, type PatchSet } from '../helpers/native-patches.js'
 
@@ -86,13 +86,14 @@ describe('GET /api/v1/patches', () => {
     const notBase64 = await app.inject({ url: '/api/v1/patches?cursor=***' })
     const notJson = await app.inject({ url: `/api/v1/patches?cursor=${Buffer.from('nope').toString('base64url')}` })
     const wrongShape = await app.inject({ url: `/api/v1/patches?cursor=${Buffer.from('{"after":1}').toString('base64url')}` })
-    const good = await app.inject({ url: `/api/v1/patches?cursor=${encodeCursor('P1')}` })
+    const otherList = await app.inject({ url: `/api/v1/patches?cursor=${encodeCursor('hosts', 'P1')}` })
+    const good = await app.inject({ url: `/api/v1/patches?cursor=${encodeCursor('patches', 'P1')}` })
     const state = await app.inject({ url: '/api/v1/patches?state=Bogus' })
     const limit0 = await app.inject({ url: '/api/v1/patches?limit=0' })
     const limitBig = await app.inject({ url: '/api/v1/patches?limit=1001' })
     const unknown = await app.inject({ url: '/api/v1/patches?show=all' })
 
-    for (const r of [notBase64, notJson, wrongShape]) expectProblem(r, 400, 'MPATCH_INVALID_CURSOR')
+    for (const r of [notBase64, notJson, wrongShape, otherList]) expectProblem(r, 400, 'MPATCH_INVALID_CURSOR')
     expect(good.statusCode).toBe(200)
     for (const r of [state, limit0, limitBig, unknown]) expectProblem(r, 400, 'MPATCH_VALIDATION')
     expect(state.json().errors).toEqual([expect.objectContaining({ path: expect.stringContaining('state') })])
