@@ -14,8 +14,8 @@ export const HostsQuery = Type.Object({
   state: Type.Optional(Type.Enum(AGENT_STATES, { description: 'Only hosts in this state' })),
   current: Type.Optional(Type.Boolean({ description: 'Only hosts that are (true) or are not (false) patch current' })),
   driver: Type.Optional(Type.Enum(DRIVERS, { description: 'Only hosts whose agent uses this driver' })),
-  os: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'Only hosts with this os-release ID', examples: ['debian'] })),
-  release: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'Only hosts running this release (sw_version)', examples: ['22.12'] }))
+  os: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'Only hosts with this os-release ID (e.g. `debian`)' })),
+  release: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'Only hosts running this release (sw_version, e.g. `22.12`)' }))
 }, { additionalProperties: false })
 
 export const HostList = PageOf(Host, 'HostList', 'A page of hosts, by hostname', { items: [HOST_EXAMPLE], nextCursor: null })

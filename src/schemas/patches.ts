@@ -20,8 +20,8 @@ const Page = {
 const NextCursor = Type.Union([Type.Null(), Type.String()], { description: 'Cursor of the next page; null on the last page' })
 
 export const ListPatchesQuery = Type.Object({
-  state: Type.Optional(Type.Enum(PATCHSTATES, { description: 'Only patches in this patchstate', examples: ['Applied'] })),
-  release: Type.Optional(Type.String({ pattern: RELEASE, description: 'Only patches of this release', examples: ['22.12'] })),
+  state: Type.Optional(Type.Enum(PATCHSTATES, { description: 'Only patches in this patchstate' })),
+  release: Type.Optional(Type.String({ pattern: RELEASE, description: 'Only patches of this release (e.g. `22.12`)' })),
   ...Page
 }, { additionalProperties: false })
 
