@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -238,6 +239,24 @@ describe('a controller and three agents (deb, rpm, deb worker) on real sysroots'
     expect(await debPackages('compute-1')).toEqual(['fix-a=1.1-1', 'fix-b=1.0-1'])
     expect(history).toMatchObject({ status: 'success', force: true })
     expect(history.changed).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'fix-b', to: '1.0-1' })]))
+
+    // /metrics, read with a Prometheus text-format parser, counts what GET /api/v1/hosts and /api/v1/installs list.
+    const families = new Map(parsePrometheusTextFormat(await (await fetch(`${server.url}/metrics`)).text()).map((f) => [f.name, f]))
+    const gauges: Record<string, number> = {}
+    for (const m of families.get('mpatch_hosts')?.metrics ?? []) {
+      if (Number(m.value) !== 0) gauges[`${m.labels?.state}/${m.labels?.current}/${m.labels?.driver}/${m.labels?.release}`] = Number(m.value)
+    }
+    const listed: Record<string, number> = {}
+    for (const h of (await get('/api/v1/hosts')).items as Array<{ state: string, patchCurrent: boolean, driver: string, swVersion: string }>) {
+      const key = `${h.state}/${String(h.patchCurrent)}/${h.driver}/${h.swVersion}`
+      listed[key] = (listed[key] ?? 0) + 1
+    }
+    expect(gauges).toEqual(listed)
+    expect(gauges).toEqual({ 'idle/true/deb/22.12': 2, 'idle/true/rpm/22.12': 1 })
+    const succeeded = ((await get('/api/v1/installs?status=success')).items as unknown[]).length
+    const counted = families.get('mpatch_installs_total')?.metrics.find((m) => m.labels?.outcome === 'success')
+    expect(Number(counted?.value)).toBe(succeeded)
+    expect(succeeded).toBeGreaterThanOrEqual(3)
   })
 
   it('removes P2 and P1: Partial-Remove, installs bring the feed versions back, fix-b goes, patches Available and deletable', async () => {
