@@ -5,6 +5,7 @@ import path from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyRequest } from 'fastify'
+import { NoFileError, TooManyFilesError, UploadTooLargeError, UploadTotalTooLargeError } from '../errors.js'
 
 export interface SavedPart { path: string, name: string }
 
@@ -47,4 +48,24 @@ export async function saveFileParts (request: FastifyRequest, dir: string, opts:
     saved.push({ path: dest, name: path.posix.basename(part.filename) })
   }
   return saved
+}
+
+/**
+ * The native uploads (patches, feed packages): saveFileParts with the limits worded as MPATCH_*
+ * errors, and at least one `file` part required.
+ */
+export async function saveNativeUpload (request: FastifyRequest, dir: string, limits: { maxTotalBytes: number, maxFiles: number }): Promise<SavedPart[]> {
+  if (!request.isMultipart()) throw new NoFileError()
+  let files: SavedPart[]
+  try {
+    files = await saveFileParts(request, dir, { maxTotalBytes: limits.maxTotalBytes })
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if (code === 'FST_REQ_FILE_TOO_LARGE') throw new UploadTooLargeError(limits.maxTotalBytes)
+    if (err instanceof TotalTooLargeError) throw new UploadTotalTooLargeError(err.limit)
+    if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') throw new TooManyFilesError(limits.maxFiles)
+    throw err
+  }
+  if (files.length === 0) throw new NoFileError()
+  return files
 }

@@ -8,12 +8,12 @@ import { FeedPackage, Install, ReleaseParams } from '../schemas/agents.js'
 import { HostDetail, HostList, HostParams, HostsQuery, InstallList, InstallParams, InstallRequestBody, InstallsQuery } from '../schemas/hosts.js'
 import {
   ApplyInProgressError, HostInstallingError, HostNotFoundError, HostNotLockedError, InstallNotFoundError, InvalidCursorError, NoFileError,
-  ReleaseNotFoundError, TooManyFilesError, UploadTooLargeError, UploadTotalTooLargeError
+  ReleaseNotFoundError
 } from '../errors.js'
 import type { InstallRefusal } from '../services/installs.js'
 import { decodeCursor, pageOf } from './cursor.js'
 import { actorOf } from '../plugins/auth.js'
-import { saveFileParts, TotalTooLargeError, type SavedPart } from './file-parts.js'
+import { saveNativeUpload } from './file-parts.js'
 
 const errors = { '4xx': Problem, '5xx': Problem }
 
@@ -184,17 +184,7 @@ const fleetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!request.isMultipart()) throw new NoFileError()
     const work = await content.makeWorkDir('feed')
     try {
-      let files: SavedPart[]
-      try {
-        files = await saveFileParts(request, work, { maxTotalBytes: config.MPATCH_MAX_UPLOAD_BYTES })
-      } catch (err) {
-        const code = (err as { code?: string }).code
-        if (code === 'FST_REQ_FILE_TOO_LARGE') throw new UploadTooLargeError(config.MPATCH_MAX_UPLOAD_BYTES)
-        if (err instanceof TotalTooLargeError) throw new UploadTotalTooLargeError(err.limit)
-        if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') throw new TooManyFilesError(MAX_FEED_FILES)
-        throw err
-      }
-      if (files.length === 0) throw new NoFileError()
+      const files = await saveNativeUpload(request, work, { maxTotalBytes: config.MPATCH_MAX_UPLOAD_BYTES, maxFiles: MAX_FEED_FILES })
       const out = await feeds.add({ actor: actorOf(request) }, rel, files)
       if (out === null) throw new ReleaseNotFoundError(rel)
       return await reply.code(201).send(out)

@@ -7,12 +7,12 @@ import {
   ApplyBody, CommitActionSchema, CommitBody, DependenciesQuery, ListPatchesQuery, PatchActionSchema, PatchDependenciesSchema,
   PatchDetailSchema, PatchListSchema, PatchParams, RemoveBody, UploadedPatchesSchema, type Patch
 } from '../schemas/patches.js'
-import { NoFileError, outcomeError, TooManyFilesError, UploadTooLargeError, UploadTotalTooLargeError } from '../errors.js'
+import { NoFileError, outcomeError } from '../errors.js'
 import { actorOf } from '../plugins/auth.js'
 import type { PatchWithState } from '../services/patch-queries.js'
 import { pageOfSorted } from './cursor.js'
 import type { ErrorCode, Outcome } from '../services/results.js'
-import { saveFileParts, TotalTooLargeError, type SavedPart } from './file-parts.js'
+import { saveNativeUpload } from './file-parts.js'
 
 const errors = { '4xx': Problem, '5xx': Problem }
 
@@ -92,17 +92,7 @@ const patchRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!request.isMultipart()) throw new NoFileError()
     const work = await content.makeWorkDir('upload')
     try {
-      let files: SavedPart[]
-      try {
-        files = await saveFileParts(request, work, { maxTotalBytes: config.MPATCH_MAX_UPLOAD_BYTES })
-      } catch (err) {
-        const code = (err as { code?: string }).code
-        if (code === 'FST_REQ_FILE_TOO_LARGE') throw new UploadTooLargeError(config.MPATCH_MAX_UPLOAD_BYTES)
-        if (err instanceof TotalTooLargeError) throw new UploadTotalTooLargeError(err.limit)
-        if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') throw new TooManyFilesError(MAX_PATCH_FILES)
-        throw err
-      }
-      if (files.length === 0) throw new NoFileError()
+      const files = await saveNativeUpload(request, work, { maxTotalBytes: config.MPATCH_MAX_UPLOAD_BYTES, maxFiles: MAX_PATCH_FILES })
       const out = await imports.importFilesStrict({ actor: actorOf(request) }, files)
       refuse(out)
       const items = out.changed.map((id) => {
