@@ -142,6 +142,8 @@ describe('hosts install --wait', () => {
 
   it('exits 0 once the install succeeded and the host is current; follows the events while an `events` process sees the same', async () => {
     await writeFile(lockFile(), '')
+    // The controller refuses an unforced install until a report says the host is locked.
+    await waitFor('the controller to see the host locked', async () => (await get(`/api/v1/hosts/${HOST}`)).host.locked === true)
     const events = start(['events', '--types', 'install', '--json'])
     await waitFor('the events process to follow the stream', async () => events.stderr().includes('Following the events of'))
 
