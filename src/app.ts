@@ -22,7 +22,7 @@ import metricsRoutes from './routes/metrics.js'
 import type { CommandRunner } from './services/semantic-checks.js'
 import type { OpenCore } from './core.js'
 import authPlugin, { type AuthPluginOptions } from './plugins/auth.js'
-import { accessOf } from './auth/access.js'
+import { accessOfRequest } from './auth/access.js'
 
 export interface AppDeps {
   config: Config
@@ -68,7 +68,7 @@ export async function buildApp (deps: AppDeps) {
   } else {
     // The local listener has no credentials: the agent API and payloads only for the machine itself.
     app.addHook('onRequest', async (request, reply) => {
-      const kind = accessOf(request.method, request.url).kind
+      const kind = accessOfRequest(request).kind
       if ((kind === 'agent' || kind === 'content') && !isLoopbackAddress(request.socket.remoteAddress)) {
         return await sendProblem(request, reply, 403, 'MPATCH_FORBIDDEN', 'The local listener serves the agent API to loopback callers only; use the authenticated listener')
       }

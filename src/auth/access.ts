@@ -57,6 +57,18 @@ export function accessOf (method: string, url: string): Access {
   return method === 'GET' || method === 'HEAD' ? { kind: 'read' } : { kind: 'admin' }
 }
 
+const seen = new WeakMap<object, Access>()
+
+/** accessOf for a request, computed once: the listener guard, the auth plugin and the request log all ask. */
+export function accessOfRequest (request: { method: string, url: string }): Access {
+  let access = seen.get(request)
+  if (access === undefined) {
+    access = accessOf(request.method, request.url)
+    seen.set(request, access)
+  }
+  return access
+}
+
 /** Whether `who` may make a request needing `access` (false → 403). */
 export function allows (who: Identity, access: Access): boolean {
   if (who.role === null) return false

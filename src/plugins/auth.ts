@@ -8,7 +8,7 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { accessOf, allows, type Identity } from '../auth/access.js'
+import { accessOfRequest, allows, type Identity } from '../auth/access.js'
 import { enrollSecretMatches } from '../auth/enroll.js'
 import { isLegacyUrl, sendProblem } from './error-handler.js'
 
@@ -86,7 +86,7 @@ export default fp(async function authPlugin (app: FastifyInstance, opts: AuthPlu
   const enrolling = new WeakSet<FastifyRequest>()
   app.addHook('onRequest', async (request, reply) => {
     // Enrollment carries the shared secret in its body instead of a token: checked once parsed.
-    if (accessOf(request.method, request.url).kind === 'enroll') {
+    if (accessOfRequest(request).kind === 'enroll') {
       enrolling.add(request)
       return
     }
@@ -107,7 +107,7 @@ export default fp(async function authPlugin (app: FastifyInstance, opts: AuthPlu
       await refuse(request, reply, 401, 'MPATCH_UNAUTHORIZED', token === null ? 'Authentication required: send X-Auth-Token or Authorization: Bearer' : 'The token is invalid, expired or revoked')
       return reply
     }
-    const access = accessOf(request.method, request.url)
+    const access = accessOfRequest(request)
     if (!allows(who, access)) {
       const why = access.kind === 'agent' && who.role === 'agent'
         ? `The token of ${who.hostname ?? '?'} may not act for host ${access.hostname}`

@@ -4,7 +4,7 @@
  * and at info for mutations, so an operator's info log reads as a list of changes.
  */
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
-import { accessOf } from '../auth/access.js'
+import { accessOfRequest } from '../auth/access.js'
 
 export class RequestLog extends LogController {
   override incomingRequest (): void {}
@@ -13,7 +13,7 @@ export class RequestLog extends LogController {
 
   /** The error handler already logged faults; a refusal (4xx) is an answer like any other. */
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    const kind = accessOf(request.method, request.url).kind
+    const kind = accessOfRequest(request).kind
     const fields = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }
     if (reply.statusCode >= 500 || (error !== null && error !== undefined && reply.statusCode < 400)) reply.log.warn({ ...fields, ...(error != null ? { err: error } : {}) }, 'request failed')
     else if (kind === 'admin' || kind === 'enroll') reply.log.info(fields, 'request')

@@ -1,10 +1,11 @@
 /** Fast builders of real .patch files (and signing keys) for tests of any module. */
 import { generateKeyPair } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import type { PatchContents, PatchMetadata } from '../../src/patchfile/types.js'
 import { writePatch } from '../../src/patchfile/write.js'
+import { tool } from './sandbox.js'
 
 export interface TestKeys {
   /** Path of the PEM (PKCS#8) RSA private key; what `patch build --key` takes. */
@@ -116,4 +117,27 @@ export async function buildTestPatch (dir: string, spec: TestPatchSpec): Promise
     compressionLevel: 1
   })
   return out
+}
+
+/** A commit on `starlingx` in `repo` of a tree holding only usr/share/lab/version (built under `scratch`). */
+export async function labOstreeCommit (repo: string, scratch: string, version: string, parent?: string): Promise<string> {
+  const tree = path.join(scratch, `tree-${version}`)
+  await mkdir(path.join(tree, 'usr/share/lab'), { recursive: true })
+  await writeFile(path.join(tree, 'usr/share/lab/version'), `${version}\n`)
+  const out = await tool('ostree', [`--repo=${repo}`, 'commit', '--branch=starlingx', `--subject=lab ${version}`, `--add-metadata-string=version=${version}`,
+    ...(parent !== undefined ? [`--parent=${parent}`] : []), `--tree=dir=${tree}`])
+  return out.trim()
+}
+
+/** A signed OSTree patch (base → newest) whose software.tar holds `repo`'s objects; written to <scratch>/patches. */
+export async function ostreeTestPatch (repo: string, scratch: string, keys: TestKeys, id: string, base: string, newest: string): Promise<string> {
+  const tree = path.join(scratch, `sw-${id}`)
+  await cp(path.join(repo, 'objects'), path.join(tree, 'objects'), { recursive: true })
+  return await buildTestPatch(path.join(scratch, 'patches'), {
+    id,
+    key: keys.privateKey,
+    files: [],
+    softwareTree: tree,
+    ostree: { numberOfCommits: '1', base: { commit: base, checksum: base }, commits: [{ commit: newest, checksum: newest }] }
+  })
 }

@@ -1,12 +1,12 @@
 /** Dry runs of apply/remove for OSTree patches with the real `ostree`: the base check runs, the feed tip never moves. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { buildTestApp, tempDir } from '../helpers/build-app.js'
 import { expectProblem, nativeUpload } from '../helpers/native-patches.js'
-import { buildTestPatch, makeTestKeys, type TestKeys } from '../helpers/patches.js'
+import { labOstreeCommit, makeTestKeys, ostreeTestPatch, type TestKeys } from '../helpers/patches.js'
 import { requireTool } from '../helpers/tools.js'
 
 const run = promisify(execFile)
@@ -20,26 +20,6 @@ async function ostree (...args: string[]): Promise<string> {
   return (await run('ostree', args, { env: { ...process.env, LC_ALL: 'C' } })).stdout.trim()
 }
 
-async function commitVersion (version: string, parent?: string): Promise<string> {
-  const tree = path.join(work, `tree-${version}`)
-  await mkdir(path.join(tree, 'usr/share/lab'), { recursive: true })
-  await writeFile(path.join(tree, 'usr/share/lab/version'), `${version}\n`)
-  return await ostree(`--repo=${repo}`, 'commit', '--branch=starlingx', `--subject=lab ${version}`,
-    ...(parent !== undefined ? [`--parent=${parent}`] : []), `--tree=dir=${tree}`)
-}
-
-async function patchOn (id: string, base: string, newest: string): Promise<string> {
-  const tree = path.join(work, `sw-${id}`)
-  await cp(path.join(repo, 'objects'), path.join(tree, 'objects'), { recursive: true })
-  return await buildTestPatch(path.join(work, 'patches'), {
-    id,
-    key: keys.privateKey,
-    files: [],
-    softwareTree: tree,
-    ostree: { numberOfCommits: '1', base: { commit: base, checksum: base }, commits: [{ commit: newest, checksum: newest }] }
-  })
-}
-
 beforeAll(async () => {
   requireTool('ostree')
   work = await tempDir('native-ostree')
@@ -47,15 +27,15 @@ beforeAll(async () => {
   repo = path.join(work, 'allowed', 'build')
   await mkdir(repo, { recursive: true })
   await ostree(`--repo=${repo}`, 'init', '--mode=archive')
-  commits[0] = await commitVersion('1.0')
+  commits[0] = await labOstreeCommit(repo, work, '1.0')
   const base = path.join(work, 'allowed', 'base')
   await mkdir(base)
   await ostree(`--repo=${base}`, 'init', '--mode=archive')
   await ostree(`--repo=${base}`, 'pull-local', repo, 'starlingx')
-  commits[1] = await commitVersion('1.1', commits[0])
-  commits[2] = await commitVersion('1.2', commits[1])
-  file.P1 = await patchOn('P1', commits[0], commits[1])
-  file.PBAD = await patchOn('PBAD', commits[1], commits[2])
+  commits[1] = await labOstreeCommit(repo, work, '1.1', commits[0])
+  commits[2] = await labOstreeCommit(repo, work, '1.2', commits[1])
+  file.P1 = await ostreeTestPatch(repo, work, keys, 'P1', commits[0], commits[1])
+  file.PBAD = await ostreeTestPatch(repo, work, keys, 'PBAD', commits[1], commits[2])
 }, 120_000)
 
 afterAll(async () => {

@@ -6,12 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { buildTestApp, tempDir } from '../helpers/build-app.js'
 import { multipart } from '../helpers/multipart.js'
-import { buildTestPatch, makeTestKeys, type TestKeys } from '../helpers/patches.js'
+import { labOstreeCommit, makeTestKeys, ostreeTestPatch, type TestKeys } from '../helpers/patches.js'
 import { requireTool } from '../helpers/tools.js'
 import { runPatchCommand } from '../../src/cli/patch.js'
 
@@ -27,26 +27,8 @@ async function ostree (...args: string[]): Promise<string> {
 }
 
 /** Commits a tiny tree with `version` on ref starlingx of the build repository. */
-async function commit (version: string, parent?: string): Promise<string> {
-  const tree = path.join(work, `tree-${version}`)
-  await mkdir(path.join(tree, 'usr/share/lab'), { recursive: true })
-  await writeFile(path.join(tree, 'usr/share/lab/version'), `${version}\n`)
-  return await ostree(`--repo=${build}`, 'commit', '--branch=starlingx', `--subject=lab ${version}`, `--add-metadata-string=version=${version}`,
-    ...(parent !== undefined ? [`--parent=${parent}`] : []), `--tree=dir=${tree}`)
-}
-
-/** A signed OSTree patch whose software.tar holds the build repository's objects. */
-async function ostreePatch (id: string, base: string, newest: string): Promise<string> {
-  const tree = path.join(work, `sw-${id}`)
-  await cp(path.join(build, 'objects'), path.join(tree, 'objects'), { recursive: true })
-  return await buildTestPatch(path.join(work, 'patches'), {
-    id,
-    key: keys.privateKey,
-    files: [],
-    softwareTree: tree,
-    ostree: { numberOfCommits: '1', base: { commit: base, checksum: base }, commits: [{ commit: newest, checksum: newest }] }
-  })
-}
+const commit = async (version: string, parent?: string): Promise<string> => await labOstreeCommit(build, work, version, parent)
+const ostreePatch = async (id: string, base: string, newest: string): Promise<string> => await ostreeTestPatch(build, work, keys, id, base, newest)
 
 beforeAll(async () => {
   requireTool('ostree')
