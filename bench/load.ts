@@ -1,33 +1,68 @@
-/** A small closed-loop HTTP load generator (keep-alive, fixed concurrency, fixed duration). */
-import http from 'node:http'
+/**
+ * Closed-loop HTTP load with autocannon: a fixed number of connections, each sending its next
+ * request as soon as the previous answer is in, for a fixed time.
+ */
+import autocannon from 'autocannon'
 
-export interface LoadResult { requests: number, seconds: number, rps: number, errors: number, p99ms: number }
+export interface LoadResult { requests: number, rps: number, errors: number, p50ms: number, p99ms: number }
 
-/** GETs `url` from `concurrency` loops for `seconds`; counts completed 200 responses. */
-export async function load (url: string, opts: { seconds: number, concurrency: number }): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency })
-  const end = Date.now() + opts.seconds * 1000
-  const latencies: number[] = []
-  let requests = 0
-  let errors = 0
-  const once = async (): Promise<void> => await new Promise((resolve) => {
-    const t0 = performance.now()
-    http.get(url, { agent }, (res) => {
-      res.on('data', () => {})
-      res.on('end', () => {
-        if (res.statusCode === 200) requests++
-        else errors++
-        latencies.push(performance.now() - t0)
-        resolve()
-      })
-    }).on('error', () => { errors++; resolve() })
+export interface LoadOptions {
+  /** How long the load runs; or `amount`: how many requests it sends. */
+  seconds?: number
+  amount?: number
+  connections: number
+  method?: 'GET' | 'POST'
+  /** The path (and body) of the n-th request (default: the URL's own, with `body`). */
+  requestOf?: (n: number) => { path: string, body?: string }
+  body?: string
+}
+
+/** Runs the load; a non-2xx answer or a transport error counts as an error. */
+export async function load (url: string, o: LoadOptions): Promise<LoadResult> {
+  let n = 0
+  const requestOf = o.requestOf
+  const result = await autocannon({
+    url,
+    connections: o.connections,
+    ...(o.amount !== undefined ? { amount: o.amount } : { duration: o.seconds ?? 1 }),
+    method: o.method ?? 'GET',
+    headers: (o.method ?? 'GET') === 'POST' ? { 'content-type': 'application/json' } : {},
+    body: o.body,
+    requests: requestOf !== undefined ? [{ setupRequest: (req: autocannon.Request) => ({ ...req, ...requestOf(n++) }) }] : undefined
   })
-  const started = Date.now()
-  await Promise.all(Array.from({ length: opts.concurrency }, async () => {
-    while (Date.now() < end) await once()
-  }))
-  const seconds = (Date.now() - started) / 1000
-  agent.destroy()
-  latencies.sort((a, b) => a - b)
-  return { requests, seconds, rps: requests / seconds, errors, p99ms: latencies[Math.floor(latencies.length * 0.99)] ?? 0 }
+  const requests = result['2xx']
+  return {
+    requests,
+    rps: requests / (result.duration),
+    errors: result.errors + result.timeouts + result.non2xx,
+    p50ms: result.latency.p50,
+    p99ms: result.latency.p99
+  }
+}
+
+/**
+ * Alternates rounds of the floor and of the service (floor first each time, so drift in the
+ * machine hits both alike) and returns each side's median.
+ */
+export async function alternate (rounds: number, floor: () => Promise<LoadResult>, ours: () => Promise<LoadResult>): Promise<{ floor: LoadResult, ours: LoadResult, ratio: number }> {
+  const a: LoadResult[] = []
+  const b: LoadResult[] = []
+  for (let i = 0; i < rounds; i++) {
+    a.push(await floor())
+    b.push(await ours())
+  }
+  const f = medianBy(a)
+  const o = medianBy(b)
+  return { floor: f, ours: { ...o, errors: b.reduce((s, r) => s + r.errors, 0) }, ratio: o.rps / f.rps }
+}
+
+function medianBy (xs: LoadResult[]): LoadResult {
+  const sorted = [...xs].sort((x, y) => x.rps - y.rps)
+  return sorted[Math.floor(sorted.length / 2)]
+}
+
+/** The median of numbers. */
+export function median (xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y)
+  return s[Math.floor(s.length / 2)]
 }

@@ -30,13 +30,13 @@ export async function freePort (): Promise<number> {
 }
 
 /** Builds dist/ when sources are newer (once per test process), then starts the server. */
-export async function startServer (env: Record<string, string>): Promise<RunningServer> {
+export async function startServer (env: Record<string, string>, opts: { nodeArgs?: string[], startTimeoutMs?: number } = {}): Promise<RunningServer> {
   if (!built) {
     execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-if-needed.mjs')], { cwd: ROOT, stdio: 'ignore' })
     built = true
   }
   const port = env.MPATCH_PORT !== undefined ? Number(env.MPATCH_PORT) : await freePort()
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve'], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), path.join(ROOT, 'dist/cli.js'), 'serve'], {
     cwd: ROOT,
     env: { ...process.env, MPATCH_HOST: '127.0.0.1', MPATCH_LOG_LEVEL: 'info', ...env, MPATCH_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -47,7 +47,7 @@ export async function startServer (env: Record<string, string>): Promise<Running
   child.stderr.on('data', (d: Buffer) => { out += d.toString() })
   child.on('exit', (code) => { exitCode = code ?? -1 })
   // Ready when /healthz answers; whatever the log level says.
-  const deadline = Date.now() + 20_000
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000)
   for (;;) {
     if (exitCode !== null) throw new Error(`server exited with ${String(exitCode)}:\n${out}`)
     if (Date.now() > deadline) throw new Error(`server did not start:\n${out}`)
