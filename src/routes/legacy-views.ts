@@ -53,12 +53,12 @@ const SECS = '"secs_since_ack":-1'
 export function createLegacyViews (deps: { patches: PatchQueries, hosts: HostViews, now?: () => number }) {
   const { patches, hosts } = deps
   const now = deps.now ?? Date.now
-  const queryCache = new Map<string, string>()
+  const queryCache = new Map<string, Buffer>()
   let queryCacheVersion = ''
   // Each host's entry as JSON around its secs_since_ack, rebuilt only when it changed.
   const fragments = new Map<string, { key: string, pre: string, post: string }>()
   let hostsJsonKey = ''
-  let hostsJson = ''
+  let hostsJson = Buffer.alloc(0)
 
   function fragmentOf (s: HostStatus): { pre: string, post: string } {
     const cached = fragments.get(s.host.hostname)
@@ -71,8 +71,8 @@ export function createLegacyViews (deps: { patches: PatchQueries, hosts: HostVie
   }
 
   return {
-    /** The `query` answer as JSON text, memoized until the next change. */
-    queryJson (opts: { show?: unknown, release?: unknown }): string {
+    /** The `query` answer as UTF-8 JSON, memoized until the next change (bytes: no encoding per request). */
+    queryJson (opts: { show?: unknown, release?: unknown }): Buffer {
       const version = patches.version()
       if (queryCacheVersion !== version) {
         queryCache.clear()
@@ -86,7 +86,7 @@ export function createLegacyViews (deps: { patches: PatchQueries, hosts: HostVie
         const release = typeof opts.release === 'string' ? opts.release : opts.release === undefined ? undefined : String(opts.release)
         const pd: Record<string, LegacyPatch> = {}
         for (const { patch, patchstate } of patches.list({ repostate, release })) pd[patch.id] = legacyPatch(patch, patchstate)
-        text = JSON.stringify({ pd })
+        text = Buffer.from(JSON.stringify({ pd }))
         if (queryCache.size >= 64) queryCache.clear()
         queryCache.set(key, text)
       }
@@ -108,7 +108,7 @@ export function createLegacyViews (deps: { patches: PatchQueries, hosts: HostVie
      * query_hosts (every host in the order it first reported) as JSON text, rebuilt when something
      * it shows changed or a second passed (secs_since_ack has whole-second resolution).
      */
-    queryHostsJson (): string {
+    queryHostsJson (): Buffer {
       const t = now()
       const key = `${hosts.version()}|${Math.floor(t / 1000)}`
       if (key !== hostsJsonKey) {
@@ -120,7 +120,7 @@ export function createLegacyViews (deps: { patches: PatchQueries, hosts: HostVie
           parts.push(f.pre + String(Math.max(0, Math.floor((t - Date.parse(s.host.lastReportAt)) / 1000))) + f.post)
         }
         for (const name of fragments.keys()) if (!seen.has(name)) fragments.delete(name)
-        hostsJson = `{"data":[${parts.join(',')}]}`
+        hostsJson = Buffer.from(`{"data":[${parts.join(',')}]}`)
         hostsJsonKey = key
       }
       return hostsJson
