@@ -2,7 +2,7 @@
  * The bench's data, written straight into a data folder's database before the service starts:
  * patches for the query rows, a package feed with patches raising its packages, and hosts with
  * inventories. A fleet mostly runs a few images: host i runs flavour i % FLAVOURS, each flavour
- * differing from the others in 30 package versions.
+ * the same feed packages plus 30 of its own the feed does not know (so hosts are patch-current).
  */
 import path from 'node:path'
 import { openStore } from '../src/db/index.js'
@@ -72,15 +72,13 @@ export function seedFleetCatalog (dataDir: string, o: { packages: number, patche
   db.close()
 }
 
-/** Flavour f's inventory: every package at 1.0-1, except 30 of them at 1.0-1.f. */
+const OWN = 30
+
+/** Flavour f's inventory: the feed's first `packages` - 30 packages at 1.0-1, and 30 of its own. */
 export function flavourInventory (f: number, packages: number): HostPackage[] {
-  return Array.from({ length: packages }, (_, i) => ({
-    name: pkgName(i),
-    epoch: null,
-    version: '1.0',
-    release: Math.floor(i / 30) % FLAVOURS === f ? `1.${f}` : '1',
-    arch: 'x86_64'
-  }))
+  return Array.from({ length: packages }, (_, i) => i < packages - OWN
+    ? { name: pkgName(i), epoch: null, version: '1.0', release: '1', arch: 'x86_64' }
+    : { name: `flavour${f}-tool${i}`, epoch: null, version: '2.4', release: `${f}.el9`, arch: 'x86_64' })
 }
 
 export const flavourHash = (f: number): string => String(f).padStart(64, '0')
