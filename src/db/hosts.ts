@@ -1,4 +1,5 @@
 /** Repository of hosts, their installed packages, the packages patches added to them and the interim sets. */
+import { createHash } from 'node:crypto'
 import type { Db } from './open.js'
 
 export type AgentState = 'idle' | 'installing' | 'install-failed' | 'install-rejected'
@@ -27,6 +28,9 @@ export interface HostRecord {
   firstSeenAt: string
   lastReportAt: string
 }
+
+/** An inventory as stored: its packages and the SHA-256 of their JSON (hosts reporting the same one share it). */
+export interface StoredInventory { digest: string, packages: HostPackage[] }
 
 export interface HostPackage { name: string, epoch: number | null, version: string, release: string | null, arch: string }
 
@@ -90,10 +94,13 @@ export function createHostsRepo (db: Db) {
       patched_boot_id = excluded.patched_boot_id, last_report_at = excluded.last_report_at`)
   const setState = db.prepare('UPDATE hosts SET state = ?, patch_failed = ? WHERE hostname = ?')
   const remove = db.prepare('DELETE FROM hosts WHERE hostname = ?')
-  const pkgsOf = db.prepare('SELECT packages FROM host_inventories WHERE hostname = ?')
-  const allPkgs = db.prepare('SELECT hostname, packages FROM host_inventories')
-  const putPkgs = db.prepare(`INSERT INTO host_inventories (hostname, packages) VALUES (?, ?)
-    ON CONFLICT (hostname) DO UPDATE SET packages = excluded.packages`)
+  const pkgsOf = db.prepare('SELECT i.digest, i.packages FROM host_inventories h JOIN inventories i ON i.id = h.inventory_id WHERE h.hostname = ?')
+  const allInventories = db.prepare('SELECT id, digest, packages FROM inventories')
+  const allPointers = db.prepare('SELECT hostname, inventory_id FROM host_inventories')
+  const inventoryId = db.prepare('SELECT id FROM inventories WHERE digest = ?').pluck()
+  const putInventory = db.prepare('INSERT INTO inventories (digest, packages) VALUES (?, ?) RETURNING id').pluck()
+  const pointTo = db.prepare(`INSERT INTO host_inventories (hostname, inventory_id) VALUES (?, ?)
+    ON CONFLICT (hostname) DO UPDATE SET inventory_id = excluded.inventory_id`)
   const interimAll = db.prepare('SELECT patch_id, since FROM patch_interim')
   const interimPut = db.prepare(`INSERT INTO patch_interim (patch_id, since) VALUES (?, ?)
     ON CONFLICT (patch_id) DO UPDATE SET since = excluded.since`)
@@ -101,6 +108,11 @@ export function createHostsRepo (db: Db) {
   const introducedAll = db.prepare('SELECT hostname, name, arch FROM host_introduced')
   const introducedPut = db.prepare('INSERT INTO host_introduced (hostname, name, arch) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
   const introducedDelete = db.prepare('DELETE FROM host_introduced WHERE hostname = ? AND name = ? AND arch = ?')
+  function inventoryOf (hostname: string): StoredInventory | undefined {
+    const r = pkgsOf.get(hostname) as { digest: string, packages: string } | undefined
+    return r === undefined ? undefined : { digest: r.digest, packages: JSON.parse(r.packages) as HostPackage[] }
+  }
+
   return {
     all: (): HostRecord[] => (all.all() as Row[]).map(toHost),
     get: (hostname: string): HostRecord | undefined => {
@@ -135,19 +147,32 @@ export function createHostsRepo (db: Db) {
       setState.run(state, patchFailed ? 1 : 0, hostname)
     },
     delete: (hostname: string): boolean => remove.run(hostname).changes > 0,
-    packages (hostname: string): HostPackage[] {
-      const r = pkgsOf.get(hostname) as { packages: string } | undefined
-      return r === undefined ? [] : JSON.parse(r.packages) as HostPackage[]
-    },
-    /** Every host's packages at once (start-up load of the state model). */
-    allPackages (): Map<string, HostPackage[]> {
-      const out = new Map<string, HostPackage[]>()
-      for (const r of allPkgs.iterate() as IterableIterator<{ hostname: string, packages: string }>) out.set(r.hostname, JSON.parse(r.packages) as HostPackage[])
+    packages: (hostname: string): HostPackage[] => inventoryOf(hostname)?.packages ?? [],
+    /** A host's inventory with its digest (undefined: none reported). */
+    inventory: inventoryOf,
+    /** Every host's inventory at once (start-up load of the state model); hosts with the same one share its objects. */
+    allPackages (): Map<string, StoredInventory> {
+      const byId = new Map<number, StoredInventory>()
+      for (const r of allInventories.iterate() as IterableIterator<{ id: number, digest: string, packages: string }>) {
+        byId.set(r.id, { digest: r.digest, packages: JSON.parse(r.packages) as HostPackage[] })
+      }
+      const out = new Map<string, StoredInventory>()
+      for (const r of allPointers.iterate() as IterableIterator<{ hostname: string, inventory_id: number }>) {
+        const inv = byId.get(r.inventory_id)
+        if (inv !== undefined) out.set(r.hostname, inv)
+      }
       return out
     },
-    /** Stores a host's inventory; entries must be plain HostPackage objects (the report schema admits no other keys). */
-    replacePackages (hostname: string, pkgs: readonly HostPackage[]): void {
-      putPkgs.run(hostname, JSON.stringify(pkgs))
+    /**
+     * Stores a host's inventory (entries must be plain HostPackage objects: the report schema
+     * admits no other keys), once per distinct content; returns its digest.
+     */
+    replacePackages (hostname: string, pkgs: readonly HostPackage[]): string {
+      const text = JSON.stringify(pkgs)
+      const digest = createHash('sha256').update(text).digest('hex')
+      const id = (inventoryId.get(digest) as number | undefined) ?? putInventory.get(digest, text) as number
+      pointTo.run(hostname, id)
+      return digest
     },
     /** Patches made interim by an apply/remove, with when. */
     interim: (): Array<{ patchId: string, since: string }> =>

@@ -17,7 +17,9 @@ import {
 /** A held package on a host, for the `remove` answer's warnings. */
 export interface HostHeld extends HeldPackage { hostname: string }
 
-interface Indexed { key: string, index: InventoryIndex, duplicates: Duplicates }
+interface Indexed { index: InventoryIndex, duplicates: Duplicates }
+/** A shared index and how many hosts use it. */
+interface SharedIndex extends Indexed { refs: number }
 
 const reportMs = (h: HostRecord): number => Date.parse(h.lastReportAt)
 
@@ -27,7 +29,11 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   const hosts = new Map<string, HostRecord>()
   // Which hosts have reported an inventory (their packages live in the database and, indexed, in `indexes`).
   const hasInventory = new Set<string>()
-  const indexes = new Map<string, Indexed>()
+  // Inventory indexes, one per distinct (inventory, family, arch), shared by the hosts that have it:
+  // a fleet mostly runs a few images. Per host: the digest of its inventory and which index it uses.
+  const digests = new Map<string, string>()
+  const shared = new Map<string, SharedIndex>()
+  const indexes = new Map<string, { key: string, share: string, entry: SharedIndex }>()
   // Per host, `name\0arch` of packages a patch is known to have added there (mirrored from host_introduced).
   const introduced = new Map<string, Set<string>>()
   // When each host's inventory was read (ms), the gap between its last two reports (its report
@@ -73,19 +79,39 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     version++
   }
 
-  function indexEntry (h: HostRecord, key: string, pkgs: readonly HostPackage[]): Indexed {
-    return { key, ...indexReport(familyOfDriver(h.driver), h.arch, pkgs) }
+  function release (hostname: string): void {
+    const cur = indexes.get(hostname)
+    if (cur === undefined) return
+    indexes.delete(hostname)
+    if (--cur.entry.refs === 0) shared.delete(cur.share)
+  }
+
+  /** Points the host at the index of inventory `digest` for its family and arch, built from `pkgs` when nobody has it yet. */
+  function useIndex (h: HostRecord, key: string, digest: string, pkgs: () => readonly HostPackage[]): SharedIndex {
+    const family = familyOfDriver(h.driver)
+    const share = `${digest}\0${family ?? ''}\0${h.arch}`
+    const cur = indexes.get(h.hostname)
+    if (cur !== undefined && cur.share === share) {
+      cur.key = key
+      return cur.entry
+    }
+    let entry = shared.get(share)
+    if (entry === undefined) shared.set(share, entry = { ...indexReport(family, h.arch, pkgs()), refs: 0 })
+    entry.refs++
+    release(h.hostname)
+    indexes.set(h.hostname, { key, share, entry })
+    return entry
   }
 
   // Inventory indexes, rebuilt when a host's inventory, architecture or driver changes.
   function indexedOf (h: HostRecord): Indexed {
     const key = `${hostGen.get(h.hostname) ?? 0}`
     const cached = indexes.get(h.hostname)
-    if (cached !== undefined && cached.key === key) return cached
-    // Only when the driver or architecture changed without a new inventory: read it back.
-    const e = indexEntry(h, key, repos.hosts.packages(h.hostname))
-    indexes.set(h.hostname, e)
-    return e
+    if (cached !== undefined && cached.key === key) return cached.entry
+    // Only when the driver or architecture changed without a new inventory: read it back if need be.
+    const digest = digests.get(h.hostname)
+    if (digest === undefined) return { index: new Map(), duplicates: {} }
+    return useIndex(h, key, digest, () => repos.hosts.packages(h.hostname))
   }
 
   function catalogKey (): string {
@@ -203,6 +229,8 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     load (): void {
       hosts.clear()
       hasInventory.clear()
+      digests.clear()
+      shared.clear()
       indexes.clear()
       interimSince.clear()
       introduced.clear()
@@ -210,11 +238,12 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       reportGap.clear()
       askedInventory.clear()
       for (const h of repos.hosts.all()) hosts.set(h.hostname, h)
-      for (const [name, pkgs] of repos.hosts.allPackages()) {
+      for (const [name, inv] of repos.hosts.allPackages()) {
         hasInventory.add(name)
+        digests.set(name, inv.digest)
         const h = hosts.get(name)
         if (h !== undefined) {
-          indexes.set(name, indexEntry(h, '0', pkgs))
+          useIndex(h, '0', inv.digest, () => inv.packages)
           inventoryAt.set(name, reportMs(h))
         }
       }
@@ -298,13 +327,17 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
      * Takes a host's new record into memory: `inventory` when the report or result brought one,
      * `changed` when the state rule's inputs changed (the host's analysis must be redone).
      */
-    put (h: HostRecord, o: { inventory?: readonly HostPackage[], changed: boolean }): void {
+    put (h: HostRecord, o: { inventory?: { digest: string, packages: readonly HostPackage[] }, changed: boolean }): void {
+      const inv = o.inventory
       hosts.set(h.hostname, h)
       lastReportDirty.delete(h.hostname)
-      if (o.changed || o.inventory !== undefined) hostGen.set(h.hostname, ++gen)
-      if (o.inventory !== undefined) {
+      // The same inventory again (same digest) changes nothing the rule reads.
+      const sameInventory = inv !== undefined && digests.get(h.hostname) === inv.digest
+      if (o.changed || (inv !== undefined && !sameInventory)) hostGen.set(h.hostname, ++gen)
+      if (inv !== undefined) {
         hasInventory.add(h.hostname)
-        indexes.set(h.hostname, indexEntry(h, `${hostGen.get(h.hostname) ?? 0}`, o.inventory))
+        digests.set(h.hostname, inv.digest)
+        useIndex(h, `${hostGen.get(h.hostname) ?? 0}`, inv.digest, () => inv.packages)
       }
       version++
     },
@@ -347,7 +380,8 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       reportGap.delete(hostname)
       askedInventory.delete(hostname)
       analyses.delete(hostname)
-      indexes.delete(hostname)
+      release(hostname)
+      digests.delete(hostname)
       hostGen.delete(hostname)
       lastReportDirty.delete(hostname)
       version++

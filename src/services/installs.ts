@@ -78,6 +78,7 @@ export function createInstalls (deps: { config: Config, repos: Repos, fleet: Fle
     // The plan the install ran against: its missing packages, once installed, came with a patch.
     const before = h !== undefined ? fleet.analysis(h) : null
     let next: HostRecord | undefined
+    let digest = ''
     let introducedChanged = false
     repos.tx(() => {
       repos.installs.finish(id, { status: r.status, reason: r.reason ?? null, message: r.message ?? null, outputTail: r.outputTail ?? null, changed: r.changed ?? [] })
@@ -95,12 +96,12 @@ export function createInstalls (deps: { config: Config, repos: Repos, fleet: Fle
       }
       repos.hosts.save(next)
       // A result with the inventory after the install is a detailed report: the host has caught up.
-      if (r.inventory !== undefined) repos.hosts.replacePackages(hostname, r.inventory)
+      if (r.inventory !== undefined) digest = repos.hosts.replacePackages(hostname, r.inventory)
       // The install's own record of what it newly installed counts even without an inventory.
       introducedChanged = noteIntroduced(repos, fleet, hostname, before, r.changed ?? [], r.inventory ?? null)
     })
     if (next !== undefined && h !== undefined) {
-      fleet.put(next, { inventory: r.inventory, changed: introducedChanged })
+      fleet.put(next, { inventory: r.inventory !== undefined ? { digest, packages: r.inventory } : undefined, changed: introducedChanged })
       if (r.inventory !== undefined) fleet.noteInventory(hostname, { reportAt: Date.parse(next.lastReportAt), previousAt: null, inventoryAt: Date.parse(next.lastReportAt) })
     }
     open.delete(hostname)

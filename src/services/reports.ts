@@ -49,8 +49,10 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
         firstSeenAt: prev?.firstSeenAt ?? new Date(now()).toISOString(),
         lastReportAt: fleet.reportStamp()
       }
-      const changed = prev === undefined || r.inventory !== undefined || prev.swVersion !== h.swVersion || prev.arch !== h.arch ||
+      // What the state rule reads of the record; an inventory is compared by the fleet model (digests).
+      const ruleInputs = prev === undefined || prev.swVersion !== h.swVersion || prev.arch !== h.arch ||
         prev.driver !== h.driver || !sameList(prev.subfunctions, h.subfunctions) || prev.nodetype !== h.nodetype
+      const changed = ruleInputs || r.inventory !== undefined
       const stateChanged = prev === undefined || prev.state !== h.state || prev.patchFailed !== h.patchFailed || prev.requiresReboot !== h.requiresReboot ||
         prev.patchedBootId !== h.patchedBootId
       const hadInterim = prev !== undefined && fleet.interim(prev)
@@ -76,15 +78,16 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
       const before = r.inventory !== undefined && prev !== undefined && fleet.mayMiss(prev) ? fleet.analysis(prev) : null
       let introducedChanged = false
       let started: InstallRecord | undefined
+      let digest = ''
       repos.tx(() => {
         repos.hosts.save(h)
         if (r.inventory !== undefined) {
-          repos.hosts.replacePackages(hostname, r.inventory)
+          digest = repos.hosts.replacePackages(hostname, r.inventory)
           introducedChanged = noteIntroduced(repos, fleet, hostname, before, [], r.inventory)
         }
         if (starts) started = installs.started(hostname)
       })
-      fleet.put(h, { inventory: r.inventory, changed: changed || introducedChanged })
+      fleet.put(h, { inventory: r.inventory !== undefined ? { digest, packages: r.inventory } : undefined, changed: ruleInputs || introducedChanged })
       if (changed || introducedChanged || stateChanged) {
         events.emit({ type: 'host.state', hostname, state: h.state, added: prev === undefined, inventory: r.inventory !== undefined })
       }

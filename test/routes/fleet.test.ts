@@ -162,6 +162,52 @@ describe('agent reports and patch states', () => {
   })
 })
 
+describe('hosts sharing one inventory', () => {
+  it('keep their own states when one of them changes, across families and a restart', async () => {
+    const dataDir = await tempDir('fleet-shared-data')
+    const first = (await buildTestApp({ config: { MPATCH_TRUST_DIR: keys.trustDir }, dataDir })).app
+    const feed = multipart([
+      { name: 'file', filename: path.basename(pkg.rpmA10), content: await readFile(pkg.rpmA10) },
+      { name: 'file', filename: path.basename(pkg.debA10), content: await readFile(pkg.debA10) }
+    ])
+    expect((await first.inject({ method: 'POST', url: '/api/v1/releases/22.12/feed', ...feed })).statusCode).toBe(201)
+    await upload(first, 'P1')
+    await post(first, '/v1/apply/P1')
+    // The same content from an rpm and a deb host: one stored copy, indexed per family.
+    const old: Array<[string, string, string, string]> = [['fix-a', '1.0', '1', 'noarch']]
+    for (const h of ['r-0', 'r-1', 'r-2']) await report(first, h, { driver: 'rpm', inventory: old })
+    await report(first, 'd-0', { driver: 'deb', inventory: old })
+    // r-1 installs the patch: its inventory is its own now; the others still share theirs.
+    await report(first, 'r-1', { driver: 'rpm', inventory: [['fix-a', '1.1', '1', 'noarch']], hash: HASH('b') })
+    const view = async (app: App) => (await app.inject({ url: '/v1/query_hosts' })).json().data
+      .map((h: any) => [h.hostname, h.patch_current, h.installed])
+    const expected = [
+      ['r-0', false, { 'fix-a': '1.0-1@noarch' }],
+      ['r-1', true, {}],
+      ['r-2', false, { 'fix-a': '1.0-1@noarch' }],
+      // noarch is not a deb architecture: the deb host has nothing the feed manages.
+      ['d-0', true, {}]
+    ]
+
+    const live = await view(first)
+    await first.close()
+    const second = (await buildTestApp({ config: { MPATCH_TRUST_DIR: keys.trustDir }, dataDir })).app
+    const restarted = await view(second)
+    // r-2 catches up too; r-0 keeps the old inventory (its index must not go with r-2's).
+    await report(second, 'r-2', { driver: 'rpm', inventory: [['fix-a', '1.1', '1', 'noarch']], hash: HASH('b') })
+    const after = await view(second)
+    const plan = (await second.inject({ url: '/api/v1/agents/r-0/plan' })).json()
+
+    expect(live).toEqual(expected)
+    expect(restarted).toEqual(expected)
+    expect(after).toEqual([expected[0], expected[1], ['r-2', true, {}], expected[3]])
+    expect(plan.install.map((f: any) => f.fileName)).toEqual(['fix-a-1.1-1.noarch.rpm'])
+    expect((await second.inject({ url: '/v1/query' })).json().pd.P1.patchstate).toBe('Partial-Apply')
+    await second.close()
+    await rm(dataDir, { recursive: true, force: true })
+  })
+})
+
 describe('host installs', () => {
   it('queues a request, delivers it by long poll, refuses apply meanwhile, and records the outcome', async () => {
     const { app } = await setup()
