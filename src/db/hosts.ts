@@ -29,7 +29,10 @@ export interface HostRecord {
   lastReportAt: string
 }
 
-/** An inventory as stored: its packages and the SHA-256 of their JSON (hosts reporting the same one share it). */
+/** SHA-256 (hex) of an inventory's JSON text: its identity, here and on the wire (services/inventory-wire.ts). */
+export const inventoryDigest = (text: string): string => createHash('sha256').update(text).digest('hex')
+
+/** An inventory as stored: its packages and the digest of the JSON text they were read from (hosts reporting the same one share it). */
 export interface StoredInventory { digest: string, packages: HostPackage[] }
 
 export interface HostPackage { name: string, epoch: number | null, version: string, release: string | null, arch: string }
@@ -165,12 +168,13 @@ export function createHostsRepo (db: Db) {
     },
     /**
      * Stores a host's inventory (entries must be plain HostPackage objects: the report schema
-     * admits no other keys), once per distinct content; returns its digest.
+     * admits no other keys), once per digest; returns the digest. `digest` is that of the JSON
+     * text the packages were read from (inventory-wire.ts), by default that of their JSON.
      */
-    replacePackages (hostname: string, pkgs: readonly HostPackage[]): string {
-      const text = JSON.stringify(pkgs)
-      const digest = createHash('sha256').update(text).digest('hex')
-      const id = (inventoryId.get(digest) as number | undefined) ?? putInventory.get(digest, text) as number
+    replacePackages (hostname: string, pkgs: readonly HostPackage[], digest?: string): string {
+      let text: string | undefined
+      if (digest === undefined) digest = inventoryDigest(text = JSON.stringify(pkgs))
+      const id = (inventoryId.get(digest) as number | undefined) ?? putInventory.get(digest, text ?? JSON.stringify(pkgs)) as number
       pointTo.run(hostname, id)
       return digest
     },

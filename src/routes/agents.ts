@@ -12,6 +12,14 @@ import {
 } from '../schemas/agents.js'
 import { AlreadyEnrolledError, EnrollOffError, UnauthorizedError, ContentNotFoundError, HostNotFoundError, InstallNotFoundError, LongPollsExhaustedError, ReportsExhaustedError, MalformedBodyError } from '../errors.js'
 import { HostError, LongPollLimitError } from '../services/installs.js'
+import type { WireInventory } from '../services/inventory-wire.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route's JSON body may carry an inventory text the controller knows (services/inventory-wire.ts). */
+    inventoryWire?: boolean
+  }
+}
 
 const errors = { '4xx': Problem, '5xx': Problem }
 
@@ -49,9 +57,16 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // scan: every body schema of this plugin is closed (additionalProperties: false at every level),
   // so a `__proto__` or `constructor` key is refused with a 400 by validation.
   app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 32 * 1024 * 1024 }, (_req, body, done) => {
+  // A report's inventory text seen before is not parsed again (services/inventory-wire.ts): what
+  // the parser learnt of it waits here for the handler, once the rest of the body validated.
+  const wires = new WeakMap<FastifyRequest, WireInventory>()
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 32 * 1024 * 1024 }, (req, body, done) => {
     try {
-      done(null, body === '' ? undefined : JSON.parse(body as string))
+      if (body === '') return done(null, undefined)
+      if (req.routeOptions.config.inventoryWire !== true) return done(null, JSON.parse(body as string))
+      const parsed = reports.parseBody(body as string)
+      if (parsed.wire !== undefined) wires.set(req, parsed.wire)
+      done(null, parsed.value)
     } catch (err) {
       done(new MalformedBodyError((err as Error).message), undefined)
     }
@@ -84,6 +99,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // Report rate and latency (from the request's arrival, refusals included): two cheap updates per report.
     onResponse: [slotHooks.onResponse, async (_request: FastifyRequest, reply: FastifyReply) => { app.core.metrics.agentReport(reply.elapsedTime / 1000, reply.statusCode) }],
     bodyLimit: 32 * 1024 * 1024,
+    config: { inventoryWire: true },
     schema: {
       tags: ['agents'],
       summary: 'An agent reports its host: OS, state, flags and (when changed) its installed packages',
@@ -93,7 +109,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       body: ReportBody,
       response: { 200: ReportAnswer, ...errors }
     }
-  }, async (request) => reports.report(request.params.hostname, request.body, request.ip))
+  }, async (request) => reports.report(request.params.hostname, request.body, request.ip, wires.get(request)))
 
   app.get('/agents/:hostname/commands', {
     schema: {

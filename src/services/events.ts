@@ -49,24 +49,40 @@ export function createEventBus (deps: { repo: EventsRepo, log: Logger, keep?: nu
   let subscribers: ReadonlyArray<(e: StoredEvent) => void> = []
   let sincePrune = 0
 
+  function stage (event: DomainEvent): StoredEvent {
+    const { id, at } = deps.repo.append(event.type, event)
+    if (++sincePrune >= Math.max(1, Math.floor(keep / 10))) {
+      sincePrune = 0
+      deps.repo.pruneThrough(id - keep)
+    }
+    return { id, at, event }
+  }
+
+  function publish (stored: StoredEvent): StoredEvent {
+    for (const fn of subscribers) {
+      try {
+        fn(stored)
+      } catch (err) {
+        deps.log.error({ err, event: stored.event.type }, 'event subscriber failed')
+      }
+    }
+    return stored
+  }
+
   return {
     /** Stores the event and tells every subscriber, in subscription order. Call after the change committed. */
     emit (event: DomainEvent): StoredEvent {
-      const { id, at } = deps.repo.append(event.type, event)
-      if (++sincePrune >= Math.max(1, Math.floor(keep / 10))) {
-        sincePrune = 0
-        deps.repo.pruneThrough(id - keep)
-      }
-      const stored = { id, at, event }
-      for (const fn of subscribers) {
-        try {
-          fn(stored)
-        } catch (err) {
-          deps.log.error({ err, event: event.type }, 'event subscriber failed')
-        }
-      }
-      return stored
+      return publish(stage(event))
     },
+
+    /**
+     * Stores the event without telling anyone: call it inside the change's own transaction (the
+     * event commits with it, one commit instead of two), then `publish` once that committed.
+     */
+    stage,
+
+    /** Tells every subscriber of a staged event whose transaction committed, in subscription order. */
+    publish,
 
     /** Calls `fn` for every event emitted from now on; returns the unsubscribe function. */
     subscribe (fn: (e: StoredEvent) => void): () => void {

@@ -5,13 +5,14 @@
  */
 import type { Static } from 'typebox'
 import type { Repos } from '../db/index.js'
-import type { HostRecord } from '../db/hosts.js'
+import type { HostPackage, HostRecord } from '../db/hosts.js'
 import type { InstallRecord } from '../db/installs.js'
 import type { ReportBody } from '../schemas/agents.js'
-import type { EventBus } from './events.js'
+import type { EventBus, StoredEvent } from './events.js'
 import type { Fleet } from './fleet.js'
 import type { Installs } from './installs.js'
 import { noteIntroduced } from './introduced.js'
+import { createKnownInventories, type WireInventory } from './inventory-wire.js'
 
 export type AgentReport = Static<typeof ReportBody>
 
@@ -19,12 +20,20 @@ const sameList = (a: readonly string[], b: readonly string[]): boolean => a.leng
 
 export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Installs, events: EventBus, now: () => number }) {
   const { repos, fleet, installs, events, now } = deps
+  const known = createKnownInventories()
 
   return {
-    /** An agent's report: upsert the host, take its inventory, clear its interim memberships. */
-    report (hostname: string, r: AgentReport, sourceIp: string): { needInventory: boolean, installPending: boolean } {
+    /** Parses a report body, reusing a known inventory text's packages (inventory-wire.ts). */
+    parseBody: (body: string): { value: unknown, wire?: WireInventory } => known.parse(body),
+
+    /**
+     * An agent's report: upsert the host, take its inventory, clear its interim memberships.
+     * `wire` is what parseBody learnt of the inventory (its packages replace the `[]` parsed).
+     */
+    report (hostname: string, r: AgentReport, sourceIp: string, wire?: WireInventory): { needInventory: boolean, installPending: boolean } {
+      const inventory: readonly HostPackage[] | undefined = wire?.packages ?? r.inventory
       const prev = fleet.get(hostname)
-      const inventoryKnown = r.inventory !== undefined || (prev?.inventoryHash === r.inventoryHash && fleet.hasInventory(hostname))
+      const inventoryKnown = inventory !== undefined || (prev?.inventoryHash === r.inventoryHash && fleet.hasInventory(hostname))
       const subfunctions = r.subfunctions ?? (r.nodetype != null ? [r.nodetype] : [])
       const bootId = r.bootId ?? prev?.bootId ?? null
       // A new boot id means the host rebooted: a reboot an install made necessary is done.
@@ -52,7 +61,7 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
       // What the state rule reads of the record; an inventory is compared by the fleet model (digests).
       const ruleInputs = prev === undefined || prev.swVersion !== h.swVersion || prev.arch !== h.arch ||
         prev.driver !== h.driver || !sameList(prev.subfunctions, h.subfunctions) || prev.nodetype !== h.nodetype
-      const changed = ruleInputs || r.inventory !== undefined
+      const changed = ruleInputs || inventory !== undefined
       const stateChanged = prev === undefined || prev.state !== h.state || prev.patchFailed !== h.patchFailed || prev.requiresReboot !== h.requiresReboot ||
         prev.patchedBootId !== h.patchedBootId
       const hadInterim = prev !== undefined && fleet.interim(prev)
@@ -75,22 +84,27 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
       }
       // What the host was missing before this inventory, to remember what a patch added.
       // Analysed only where a package can be missing: otherwise it would double a full report's cost.
-      const before = r.inventory !== undefined && prev !== undefined && fleet.mayMiss(prev) ? fleet.analysis(prev) : null
+      const before = inventory !== undefined && prev !== undefined && fleet.mayMiss(prev) ? fleet.analysis(prev) : null
       let introducedChanged = false
       let started: InstallRecord | undefined
       let digest = ''
+      let event: StoredEvent | undefined
       repos.tx(() => {
         repos.hosts.save(h)
-        if (r.inventory !== undefined) {
-          digest = repos.hosts.replacePackages(hostname, r.inventory)
-          introducedChanged = noteIntroduced(repos, fleet, hostname, before, [], r.inventory)
+        if (inventory !== undefined) {
+          digest = repos.hosts.replacePackages(hostname, inventory, wire?.digest)
+          introducedChanged = noteIntroduced(repos, fleet, hostname, before, [], inventory)
         }
         if (starts) started = installs.started(hostname)
+        // The event commits with the change: one commit per report.
+        if (changed || introducedChanged || stateChanged) {
+          event = events.stage({ type: 'host.state', hostname, state: h.state, added: prev === undefined, inventory: inventory !== undefined })
+        }
       })
-      fleet.put(h, { inventory: r.inventory !== undefined ? { digest, packages: r.inventory } : undefined, changed: ruleInputs || introducedChanged })
-      if (changed || introducedChanged || stateChanged) {
-        events.emit({ type: 'host.state', hostname, state: h.state, added: prev === undefined, inventory: r.inventory !== undefined })
-      }
+      // A text read and validated once stands for its packages from now on (frozen: shared).
+      const packages = inventory !== undefined && wire !== undefined ? known.remember(wire.digest, inventory) : inventory
+      fleet.put(h, { inventory: packages !== undefined ? { digest, packages } : undefined, changed: ruleInputs || introducedChanged })
+      if (event !== undefined) events.publish(event)
       if (started !== undefined) installs.announceStarted(started)
       return { needInventory: !inventoryKnown, installPending: installs.openFor(hostname)?.status === 'pending' }
     }

@@ -208,6 +208,36 @@ describe('hosts sharing one inventory', () => {
   })
 })
 
+describe('known inventory texts', () => {
+  it('take a text another host sent as the same packages, and refuse a bad rest of the body as any body, changing nothing', async () => {
+    const { app } = await setup()
+    await upload(app, 'P1')
+    await post(app, '/v1/apply/P1')
+    const inventory = [{ name: 'fix-a', epoch: null, version: '1.0', release: '1', arch: 'noarch' }]
+    const head = (extra: string) => '{"swVersion":"22.12","os":{"id":"rocky","versionId":"9.3","prettyName":"Rocky"},"arch":"x86_64","driver":"rpm",' +
+      `"state":"idle","patchFailed":false,"requiresReboot":false,"locked":false,"inventoryHash":"${HASH('a')}",${extra}"inventory":${JSON.stringify(inventory)}}`
+    const send = (host: string, text: string) => app.inject({ method: 'POST', url: `/api/v1/agents/${host}/report`, headers: { 'content-type': 'application/json' }, payload: text })
+
+    const first = await send('h-0', head(''))
+    const second = await send('h-1', head('"bootId":"b-1",'))
+    const badRest = await send('h-2', head('"bogus":1,'))
+    const badType = await send('h-2', head('"locked":"yes",'))
+    const garbled = await send('h-2', head('"bootId":,'))
+    const hosts = (await app.inject({ url: '/v1/query_hosts' })).json().data
+
+    expect([first.statusCode, second.statusCode]).toEqual([200, 200])
+    expect(badRest.statusCode).toBe(400)
+    expect(badRest.json().detail).toMatch(/additional properties/)
+    expect(badType.statusCode).toBe(400)
+    expect(garbled.json()).toMatchObject({ status: 400, code: 'MPATCH_MALFORMED_BODY' })
+    expect(hosts.map((h: any) => [h.hostname, h.installed, h.patch_current])).toEqual([
+      ['h-0', { 'fix-a': '1.0-1@noarch' }, false],
+      ['h-1', { 'fix-a': '1.0-1@noarch' }, false]
+    ])
+    expect((await app.inject({ url: '/api/v1/hosts/h-1' })).json().packages).toEqual(inventory)
+  })
+})
+
 describe('host installs', () => {
   it('queues a request, delivers it by long poll, refuses apply meanwhile, and records the outcome', async () => {
     const { app } = await setup()
