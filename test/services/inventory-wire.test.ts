@@ -38,7 +38,7 @@ describe('trailingInventory', () => {
       `[{"inventory":${inv}}]`,
       // A ']' before the end: the closing bracket is not certainly the last one.
       body('{', '').replace('"5.2"', '"5]2"') + '}',
-      `{"inventory":[[1],[2]]}`,
+      '{"inventory":[[1],[2]]}',
       // Not an array, or no closing brace.
       '{"inventory":{"a":[1]}}',
       `{"state":"idle","inventory":${inv}`,
