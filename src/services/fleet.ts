@@ -58,6 +58,9 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   let groups = new Map<string, GroupView>()
   let rebootNames = new Map<string, Set<string>>()
   const analyses = new Map<string, { key: string, sourcesKey: string, hostGen: number, analysis: HostAnalysis }>()
+  // rpm/deb hosts with the same inputs (inventory index, group, personality, nothing introduced)
+  // have the same analysis: computed once per catalogue for all of them (a fleet runs few images).
+  const sharedAnalyses = new Map<string, { sourcesKey: string, analysis: HostAnalysis }>()
   // Catalogue changes in order: each names the package names it may have changed (null: all).
   // An analysis made before a change is brought up to date by redoing just those names.
   let transitions: Array<{ from: string, to: string, names: Set<string> | null }> = []
@@ -206,10 +209,31 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     if (cached !== undefined && cached.key === key) return cached.analysis
     const group = groupOf(h, family)
     const facts = { host: h, index: indexedOf(h).index, introduced: introduced.get(h.hostname) }
+    const share = shareOf(h, family)
+    const hit = share === null ? undefined : sharedAnalyses.get(share)
+    if (hit !== undefined && hit.sourcesKey === sourcesKey) {
+      analyses.set(h.hostname, { key, sourcesKey, hostGen: hg, analysis: hit.analysis })
+      return hit.analysis
+    }
+    // reanalyzeHost updates the previous analysis in place: safe when it is shared too, as every
+    // host sharing it has the same inputs (and redoing the same names again gives the same results).
     const names = cached !== undefined && cached.hostGen === hg ? changedSince(cached.sourcesKey) : null
     const analysis = names !== null && cached !== undefined ? reanalyzeHost(facts, group, cached.analysis, names) : analyzeHost(facts, group)
     analyses.set(h.hostname, { key, sourcesKey, hostGen: hg, analysis })
+    if (share !== null) {
+      if (sharedAnalyses.size >= 4096) sharedAnalyses.clear()
+      sharedAnalyses.set(share, { sourcesKey, analysis })
+    }
     return analysis
+  }
+
+  /** The key of the hosts whose analysis equals this one's (indexedOf(h) called first), or null when it is its own. */
+  function shareOf (h: HostRecord, family: string): string | null {
+    if (family !== 'rpm' && family !== 'deb') return null
+    if ((introduced.get(h.hostname)?.size ?? 0) > 0) return null
+    const idx = indexes.get(h.hostname)
+    if (idx === undefined) return null
+    return `${idx.share}\0${h.swVersion}\0${h.subfunctions.join(',')}\0${h.nodetype ?? ''}`
   }
 
   function oldestReport (): number {
@@ -231,6 +255,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       hasInventory.clear()
       digests.clear()
       shared.clear()
+      sharedAnalyses.clear()
       indexes.clear()
       interimSince.clear()
       introduced.clear()

@@ -208,6 +208,43 @@ describe('hosts sharing one inventory', () => {
   })
 })
 
+describe('hosts sharing one analysis', () => {
+  it('still differ by personality and by what a patch added to one of them, before and after an apply and a remove', async () => {
+    const { app } = await setup()
+    await upload(app, 'P1')
+    await upload(app, 'P2')
+    const inv: Array<[string, string, string, string]> = [['fix-a', '1.0', '1', 'all']]
+    const withB: Array<[string, string, string, string]> = [['fix-a', '1.0', '1', 'all'], ['fix-b', '1.0', '1', 'all']]
+    await report(app, 'ctl-0', { driver: 'deb', inventory: inv })
+    // wrk-0 had fix-b before any patch: it is not P2's doing there.
+    await report(app, 'wrk-0', { driver: 'deb', subfunctions: ['worker'], inventory: withB, hash: HASH('c') })
+    await report(app, 'wrk-1', { driver: 'deb', subfunctions: ['worker'], inventory: inv })
+    await post(app, '/v1/apply/P1/P2')
+    // wrk-1 reports while fix-b is missing there, then has it: P2 added it on wrk-1, and the two
+    // workers now report the same inventory.
+    await report(app, 'wrk-1', { driver: 'deb', subfunctions: ['worker'], inventory: inv, hash: HASH('b') })
+    const missing = (await app.inject({ url: '/v1/query_hosts' })).json().data.map((h: any) => h.missing_pkgs)
+    await report(app, 'wrk-1', { driver: 'deb', subfunctions: ['worker'], inventory: withB, hash: HASH('c') })
+    const view = async () => (await app.inject({ url: '/v1/query_hosts' })).json().data
+      .map((h: any) => [h.hostname, h.installed, h.missing_pkgs, h.to_remove])
+    const applied = await view()
+    await post(app, '/v1/remove/P2/P1')
+    const removed = await view()
+
+    expect(missing).toEqual([[], [], ['fix-b']])
+    expect(applied).toEqual([
+      ['ctl-0', { 'fix-a': '1.0-1@all' }, [], []],
+      ['wrk-0', { 'fix-a': '1.0-1@all' }, [], []],
+      ['wrk-1', { 'fix-a': '1.0-1@all' }, [], []]
+    ])
+    expect(removed).toEqual([
+      ['ctl-0', {}, [], []],
+      ['wrk-0', {}, [], []],
+      ['wrk-1', { 'fix-b': '1.0-1@all' }, [], ['fix-b']]
+    ])
+  })
+})
+
 describe('known inventory texts', () => {
   it('take a text another host sent as the same packages, and refuse a bad rest of the body as any body, changing nothing', async () => {
     const { app } = await setup()
