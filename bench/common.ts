@@ -36,10 +36,11 @@ export async function startFloor (bodyFile?: string): Promise<{ url: string, sto
   return { url: `http://127.0.0.1:${port}`, stop: () => child.kill() }
 }
 
-/** The real service (dist build) on `dataDir`; BENCH_PROFILE=<folder> writes a CPU profile there. */
+/** The real service (dist build) on `dataDir`; BENCH_PROFILE=<folder> writes a CPU profile there, BENCH_NODE_ARGS adds node options. */
 export async function startService (dataDir: string, env: Record<string, string> = {}): Promise<RunningServer> {
   const profile = process.env.BENCH_PROFILE
-  return await startServer({ MPATCH_DATA_DIR: dataDir, MPATCH_LOG_LEVEL: 'warn', ...env }, { startTimeoutMs: 300_000, nodeArgs: profile !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [] })
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+  return await startServer({ MPATCH_DATA_DIR: dataDir, MPATCH_LOG_LEVEL: 'warn', ...env }, { startTimeoutMs: 300_000, nodeArgs: [...extra, ...profile !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []] })
 }
 
 /** A process's resident set size now (VmRSS), in bytes. */
