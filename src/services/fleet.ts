@@ -27,10 +27,9 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   const { repos, catalog, now } = deps
 
   const hosts = new Map<string, HostRecord>()
-  // Which hosts have reported an inventory (their packages live in the database and, indexed, in `indexes`).
-  const hasInventory = new Set<string>()
   // Inventory indexes, one per distinct (inventory, family, arch), shared by the hosts that have it:
-  // a fleet mostly runs a few images. Per host: the digest of its inventory and which index it uses.
+  // a fleet mostly runs a few images. Per host: the digest of its inventory (a host has reported
+  // one exactly when it has a digest; the packages live in the database) and which index it uses.
   const digests = new Map<string, string>()
   const shared = new Map<string, SharedIndex>()
   const indexes = new Map<string, { key: string, share: string, entry: SharedIndex }>()
@@ -82,7 +81,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     version++
   }
 
-  function release (hostname: string): void {
+  function releaseIndex (hostname: string): void {
     const cur = indexes.get(hostname)
     if (cur === undefined) return
     indexes.delete(hostname)
@@ -101,7 +100,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     let entry = shared.get(share)
     if (entry === undefined) shared.set(share, entry = { ...indexReport(family, h.arch, pkgs()), refs: 0 })
     entry.refs++
-    release(h.hostname)
+    releaseIndex(h.hostname)
     indexes.set(h.hostname, { key, share, entry })
     return entry
   }
@@ -252,7 +251,6 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     /** Loads hosts, inventories, introduced packages and interim sets from the database. */
     load (): void {
       hosts.clear()
-      hasInventory.clear()
       digests.clear()
       shared.clear()
       sharedAnalyses.clear()
@@ -264,7 +262,6 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       askedInventory.clear()
       for (const h of repos.hosts.all()) hosts.set(h.hostname, h)
       for (const [name, inv] of repos.hosts.allPackages()) {
-        hasInventory.add(name)
         digests.set(name, inv.digest)
         const h = hosts.get(name)
         if (h !== undefined) {
@@ -282,7 +279,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     size: (): number => hosts.size,
     /** A host by name, or by the IP it reports (legacy host keys). */
     find: (key: string): HostRecord | undefined => hosts.get(key) ?? [...hosts.values()].find((h) => h.ip === key),
-    hasInventory: (hostname: string): boolean => hasInventory.has(hostname),
+    hasInventory: (hostname: string): boolean => digests.has(hostname),
     analysis: analysisOf,
     /** The analysis cache key of a host (changes whenever its analysis may have). */
     analysisKey: (h: HostRecord): string => {
@@ -360,7 +357,6 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       const sameInventory = inv !== undefined && digests.get(h.hostname) === inv.digest
       if (o.changed || (inv !== undefined && !sameInventory)) hostGen.set(h.hostname, ++gen)
       if (inv !== undefined) {
-        hasInventory.add(h.hostname)
         digests.set(h.hostname, inv.digest)
         useIndex(h, `${hostGen.get(h.hostname) ?? 0}`, inv.digest, () => inv.packages)
       }
@@ -399,13 +395,12 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     /** Forgets a host (the caller deleted its rows). */
     forget (hostname: string): void {
       hosts.delete(hostname)
-      hasInventory.delete(hostname)
       introduced.delete(hostname)
       inventoryAt.delete(hostname)
       reportGap.delete(hostname)
       askedInventory.delete(hostname)
       analyses.delete(hostname)
-      release(hostname)
+      releaseIndex(hostname)
       digests.delete(hostname)
       hostGen.delete(hostname)
       lastReportDirty.delete(hostname)
