@@ -5,6 +5,9 @@
  */
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
 import { accessOfRequest } from '../auth/access.js'
+import pino from 'pino'
+
+const LEVELS: Record<string, number> = pino.levels.values
 
 export class RequestLog extends LogController {
   override incomingRequest (): void {}
@@ -13,10 +16,16 @@ export class RequestLog extends LogController {
 
   /** The error handler already logged faults; a refusal (4xx) is an answer like any other. */
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const log = reply.log
+    if (reply.statusCode >= 500 || (error !== null && error !== undefined && reply.statusCode < 400)) {
+      log.warn({ ...fieldsOf(request, reply), ...(error != null ? { err: error } : {}) }, 'request failed')
+      return
+    }
     const kind = accessOfRequest(request).kind
-    const fields = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }
-    if (reply.statusCode >= 500 || (error !== null && error !== undefined && reply.statusCode < 400)) reply.log.warn({ ...fields, ...(error != null ? { err: error } : {}) }, 'request failed')
-    else if (kind === 'admin' || kind === 'enroll') reply.log.info(fields, 'request')
-    else reply.log.debug(fields, 'request')
+    const level = kind === 'admin' || kind === 'enroll' ? 'info' : 'debug'
+    // Routine traffic is most of it: nothing is built for a line the level drops.
+    if (LEVELS[level] >= (LEVELS[log.level] ?? 0)) log[level](fieldsOf(request, reply), 'request')
   }
 }
+
+const fieldsOf = (request: FastifyRequest, reply: FastifyReply) => ({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) })

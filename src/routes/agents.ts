@@ -1,7 +1,7 @@
 /** The agent API (design.md section 4) and payload downloads. */
 import { createReadStream } from 'node:fs'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { enrollSecretMatches } from '../auth/enroll.js'
 import { actorOf } from '../plugins/auth.js'
 import { Type } from 'typebox'
@@ -33,24 +33,23 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { hosts, reports, installs, content, config, enrollment } = app.core
 
   // Reports and install results in flight (bodies being received or handled), at most
-  // MPATCH_MAX_REPORTS_IN_FLIGHT: each may buffer up to 32 MiB of JSON.
+  // MPATCH_MAX_REPORTS_IN_FLIGHT: each may buffer up to 32 MiB of JSON. A slot is taken when the
+  // request arrives and given back when its response closes (sent, failed or aborted alike); one
+  // synchronous hook and one listener, as these routes are the hottest of the service.
   let reportsInFlight = 0
-  const counted = new WeakSet<FastifyRequest>()
-  const release = (request: FastifyRequest): void => {
-    if (counted.delete(request)) reportsInFlight--
-  }
-  const reportSlot = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  const slotted = (done?: (reply: FastifyReply) => void) => (_request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction): void => {
     if (reportsInFlight >= config.MPATCH_MAX_REPORTS_IN_FLIGHT) {
       reply.header('Retry-After', String(REPORT_RETRY_AFTER_S)).header('Connection', 'close')
-      throw new ReportsExhaustedError(config.MPATCH_MAX_REPORTS_IN_FLIGHT)
+      if (done !== undefined) reply.raw.once('close', () => { done(reply) })
+      next(new ReportsExhaustedError(config.MPATCH_MAX_REPORTS_IN_FLIGHT))
+      return
     }
     reportsInFlight++
-    counted.add(request)
-  }
-  const slotHooks = {
-    onRequest: reportSlot,
-    onResponse: async (request: FastifyRequest) => { release(request) },
-    onRequestAbort: async (request: FastifyRequest) => { release(request) }
+    reply.raw.once('close', () => {
+      reportsInFlight--
+      if (done !== undefined) done(reply)
+    })
+    next()
   }
 
   // Reports carry ~150 KB of JSON. Plain JSON.parse is safe here without the prototype-poisoning
@@ -95,9 +94,8 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/agents/:hostname/report', {
-    ...slotHooks,
     // Report rate and latency (from the request's arrival, refusals included): two cheap updates per report.
-    onResponse: [slotHooks.onResponse, async (_request: FastifyRequest, reply: FastifyReply) => { app.core.metrics.agentReport(reply.elapsedTime / 1000, reply.statusCode) }],
+    onRequest: slotted((reply) => { app.core.metrics.agentReport(reply.elapsedTime / 1000, reply.statusCode) }),
     bodyLimit: 32 * 1024 * 1024,
     config: { inventoryWire: true },
     schema: {
@@ -152,7 +150,7 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/agents/:hostname/installs/:id', {
-    ...slotHooks,
+    onRequest: slotted(),
     bodyLimit: 32 * 1024 * 1024,
     schema: {
       tags: ['agents'],
