@@ -21,7 +21,18 @@ interface Indexed { index: InventoryIndex, duplicates: Duplicates }
 /** A shared index and how many hosts use it. */
 interface SharedIndex extends Indexed { refs: number }
 
-const reportMs = (h: HostRecord): number => Date.parse(h.lastReportAt)
+/**
+ * A host's report timing, kept as numbers (ms) and changed in place: most reports change nothing
+ * else, and they should cost no parse of a timestamp and no allocation. NaN: not known yet.
+ */
+interface Timing {
+  /** The stored record's lastReportAt. */
+  reportAt: number
+  /** The gap between its last two reports (its report interval). */
+  gap: number
+  /** When its inventory was read. */
+  inventoryAt: number
+}
 
 export function createFleet (deps: { repos: Repos, catalog: Catalog, events: EventBus, now: () => number, ostreeTip?: (release: string) => string | null }) {
   const { repos, catalog, now } = deps
@@ -35,13 +46,16 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   const indexes = new Map<string, { key: string, share: string, entry: SharedIndex }>()
   // Per host, `name\0arch` of packages a patch is known to have added there (mirrored from host_introduced).
   const introduced = new Map<string, Set<string>>()
-  // When each host's inventory was read (ms), the gap between its last two reports (its report
-  // interval), and the hosts asked for a full inventory that have not sent it yet: stale_details.
-  const inventoryAt = new Map<string, number>()
-  const reportGap = new Map<string, number>()
+  // Each host's report timing, and the hosts asked for a full inventory that have not sent it yet: stale_details.
+  const timing = new Map<string, Timing>()
   const askedInventory = new Set<string>()
-  // Patch → when its last apply/remove happened (ms); hosts whose last report is older are pending for it.
+  // Patch → when its last apply/remove happened (ms); hosts whose last report is older are pending
+  // for it. The newest of them, kept: every report compares with it.
   const interimSince = new Map<string, number>()
+  let newestInterimAt = -Infinity
+  // The last report time stamped, as ISO text (reports in the same millisecond share it).
+  let stampMs = NaN
+  let stampText = ''
   const hostGen = new Map<string, number>()
   let gen = 0
   // Hosts whose only change since the last flush is their report time (written in batches).
@@ -78,7 +92,45 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     const since = now()
     repos.tx(() => { repos.hosts.setInterim(ids, new Date(since).toISOString()) })
     for (const id of ids) interimSince.set(id, since)
+    newestInterimAt = Math.max(newestInterimAt, since)
     version++
+  }
+
+  /** The stored host's report time: from its timing (no parse), or read off any other record. */
+  function reportMs (h: HostRecord): number {
+    const t = timing.get(h.hostname)
+    return t !== undefined && hosts.get(h.hostname) === h ? t.reportAt : Date.parse(h.lastReportAt)
+  }
+
+  function timingOf (hostname: string, reportAt: number): Timing {
+    let t = timing.get(hostname)
+    if (t === undefined) timing.set(hostname, t = { reportAt, gap: NaN, inventoryAt: NaN })
+    return t
+  }
+
+  /** Notes a report at `reportAt` (after one at `previousAt`, if any) that says its inventory was read at `inventoryAt` (null: not known). */
+  function noteTiming (hostname: string, t: Timing, reportAt: number, previousAt: number | null, inventoryAt: number | null): void {
+    if (previousAt !== null) t.gap = Math.max(0, reportAt - previousAt)
+    if (inventoryAt !== null) {
+      t.inventoryAt = Math.min(inventoryAt, reportAt)
+      askedInventory.delete(hostname)
+    } else {
+      askedInventory.add(hostname)
+    }
+  }
+
+  /** stale_details of a host whose report time is `reportAt`: the inventory lags the reports by over two report intervals, or a full one was asked for and has not come. */
+  function staleAt (hostname: string, t: Timing | undefined, reportAt: number): boolean {
+    // NaN (not known) compares false: no inventory time or no interval yet is not stale.
+    return askedInventory.has(hostname) || (t !== undefined && reportAt - t.inventoryAt > 2 * t.gap)
+  }
+
+  function stamp (ms: number): string {
+    if (ms !== stampMs) {
+      stampMs = ms
+      stampText = new Date(ms).toISOString()
+    }
+    return stampText
   }
 
   function releaseIndex (hostname: string): void {
@@ -241,10 +293,9 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     return min
   }
 
-  function newestInterim (): number {
-    let max = -Infinity
-    for (const v of interimSince.values()) max = Math.max(max, v)
-    return max
+  function refreshNewestInterim (): void {
+    newestInterimAt = -Infinity
+    for (const v of interimSince.values()) newestInterimAt = Math.max(newestInterimAt, v)
   }
 
   return {
@@ -257,20 +308,24 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       indexes.clear()
       interimSince.clear()
       introduced.clear()
-      inventoryAt.clear()
-      reportGap.clear()
+      timing.clear()
       askedInventory.clear()
-      for (const h of repos.hosts.all()) hosts.set(h.hostname, h)
+      for (const h of repos.hosts.all()) {
+        hosts.set(h.hostname, h)
+        timingOf(h.hostname, Date.parse(h.lastReportAt))
+      }
       for (const [name, inv] of repos.hosts.allPackages()) {
         digests.set(name, inv.digest)
         const h = hosts.get(name)
         if (h !== undefined) {
           useIndex(h, '0', inv.digest, () => inv.packages)
-          inventoryAt.set(name, reportMs(h))
+          const t = timingOf(name, reportMs(h))
+          t.inventoryAt = t.reportAt
         }
       }
       for (const [name, pkgs] of repos.hosts.introduced()) introduced.set(name, new Set(pkgs.map((p) => `${p.name}\0${p.arch}`)))
       for (const { patchId, since } of repos.hosts.interim()) interimSince.set(patchId, Date.parse(since))
+      refreshNewestInterim()
       version++
     },
 
@@ -327,18 +382,17 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     held: (): HostHeld[] => [...hosts.values()].flatMap((h) => analysisOf(h).held.map((x) => ({ ...x, hostname: h.hostname }))),
 
     /** stale_details: the inventory lags the reports by over two report intervals, or a full one was asked for and has not come. */
-    stale (h: HostRecord): boolean {
-      if (askedInventory.has(h.hostname)) return true
-      const at = inventoryAt.get(h.hostname)
-      const gap = reportGap.get(h.hostname)
-      return at !== undefined && gap !== undefined && reportMs(h) - at > 2 * gap
-    },
+    stale: (h: HostRecord): boolean => staleAt(h.hostname, timing.get(h.hostname), reportMs(h)),
 
     /** Whether the host has not reported since the newest apply/remove (interim_state). */
-    interim: (h: HostRecord): boolean => reportMs(h) <= newestInterim(),
+    interim: (h: HostRecord): boolean => reportMs(h) <= newestInterimAt,
 
-    /** Now, but strictly after the newest apply/remove, so a report always counts as caught up with it. */
-    reportStamp: (): string => new Date(Math.max(now(), newestInterim() + 1)).toISOString(),
+    /** Now (ms), but strictly after the newest apply/remove, so a report always counts as caught up with it. */
+    reportTime: (): number => Math.max(now(), newestInterimAt + 1),
+    /** reportTime() as the ISO text of a record's lastReportAt. */
+    reportStamp: (): string => stamp(Math.max(now(), newestInterimAt + 1)),
+    /** A report time as that ISO text. */
+    stamp,
 
     /** Changes whenever something the views show changes, except the passing of time. */
     version: (): number => version + gen,
@@ -352,6 +406,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     put (h: HostRecord, o: { inventory?: { digest: string, packages: readonly HostPackage[] }, changed: boolean }): void {
       const inv = o.inventory
       hosts.set(h.hostname, h)
+      timingOf(h.hostname, 0).reportAt = Date.parse(h.lastReportAt)
       lastReportDirty.delete(h.hostname)
       // The same inventory again (same digest) changes nothing the rule reads.
       const sameInventory = inv !== undefined && digests.get(h.hostname) === inv.digest
@@ -363,10 +418,19 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       version++
     },
 
-    /** A report that changed nothing but its time: kept in memory, written in batches. */
-    touchReport (h: HostRecord): void {
-      hosts.set(h.hostname, h)
+    /**
+     * A report at `at` that changed nothing of the stored record `h` but its time (and says its
+     * inventory was read at `inventoryAt`; null: the controller needs it): the record's time is
+     * changed in place, kept in memory and written in batches.
+     */
+    touchReport (h: HostRecord, at: number, inventoryAt: number | null): void {
+      const t = timingOf(h.hostname, reportMs(h))
+      const wasStale = staleAt(h.hostname, t, t.reportAt)
+      noteTiming(h.hostname, t, at, t.reportAt, inventoryAt)
+      t.reportAt = at
+      h.lastReportAt = stamp(at)
       lastReportDirty.add(h.hostname)
+      if (wasStale !== staleAt(h.hostname, t, at)) version++
     },
 
     /** Something a view shows changed without a new record (stale_details turned). */
@@ -377,13 +441,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
 
     /** Records report timing for stale_details: the gap to the previous report, and whether the inventory is known (and since when). */
     noteInventory (hostname: string, o: { reportAt: number, previousAt: number | null, inventoryAt: number | null }): void {
-      if (o.previousAt !== null) reportGap.set(hostname, Math.max(0, o.reportAt - o.previousAt))
-      if (o.inventoryAt !== null) {
-        inventoryAt.set(hostname, Math.min(o.inventoryAt, o.reportAt))
-        askedInventory.delete(hostname)
-      } else {
-        askedInventory.add(hostname)
-      }
+      noteTiming(hostname, timingOf(hostname, o.reportAt), o.reportAt, o.previousAt, o.inventoryAt)
     },
 
     /** Replaces what is known to have come with a patch on a host (the caller wrote the rows). */
@@ -396,8 +454,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     forget (hostname: string): void {
       hosts.delete(hostname)
       introduced.delete(hostname)
-      inventoryAt.delete(hostname)
-      reportGap.delete(hostname)
+      timing.delete(hostname)
       askedInventory.delete(hostname)
       analyses.delete(hostname)
       releaseIndex(hostname)
@@ -426,6 +483,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       if (done.length === 0) return
       repos.tx(() => { for (const id of done) repos.hosts.clearInterim(id) })
       for (const id of done) interimSince.delete(id)
+      refreshNewestInterim()
     }
   }
 }

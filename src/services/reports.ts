@@ -18,6 +18,8 @@ export type AgentReport = Static<typeof ReportBody>
 
 const sameList = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i])
 
+const NONE: readonly string[] = Object.freeze([])
+
 export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Installs, events: EventBus, now: () => number }) {
   const { repos, fleet, installs, events, now } = deps
   const known = createKnownInventories()
@@ -34,15 +36,33 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
       const inventory: readonly HostPackage[] | undefined = wire?.packages ?? r.inventory
       const prev = fleet.get(hostname)
       const inventoryKnown = inventory !== undefined || (prev?.inventoryHash === r.inventoryHash && fleet.hasInventory(hostname))
-      const subfunctions = r.subfunctions ?? (r.nodetype != null ? [r.nodetype] : [])
+      const subfunctions = r.subfunctions ?? (r.nodetype != null ? [r.nodetype] : NONE)
+      const rebootReasons = r.rebootReasons ?? NONE
+      const ip = r.ip ?? sourceIp
       const bootId = r.bootId ?? prev?.bootId ?? null
       // A new boot id means the host rebooted: a reboot an install made necessary is done.
       const patchedBootId = prev?.patchedBootId != null && r.bootId !== undefined && r.bootId !== prev.patchedBootId ? null : (prev?.patchedBootId ?? null)
+      const inventoryHash = inventoryKnown ? r.inventoryHash : (prev?.inventoryHash ?? null)
+      const at = fleet.reportTime()
+      // stale_details bookkeeping: the inventory is as old as the agent says it is (inventoryCollectedAt), else as the report.
+      const collected = r.inventoryCollectedAt !== undefined ? Date.parse(r.inventoryCollectedAt) : at
+      const pending = installs.openFor(hostname)?.status === 'pending'
+      const starts = pending && r.state === 'installing'
+      if (prev !== undefined && inventory === undefined && !starts && !fleet.interim(prev) &&
+        prev.ip === ip && prev.nodetype === (r.nodetype ?? null) && sameList(prev.subfunctions, subfunctions) && prev.swVersion === r.swVersion &&
+        prev.os.id === r.os.id && prev.os.versionId === r.os.versionId && prev.os.prettyName === r.os.prettyName && prev.arch === r.arch &&
+        prev.driver === r.driver && prev.state === r.state && prev.patchFailed === r.patchFailed && prev.requiresReboot === r.requiresReboot &&
+        sameList(prev.rebootReasons, rebootReasons) && prev.locked === r.locked && prev.inventoryHash === inventoryHash &&
+        prev.bootId === bootId && prev.patchedBootId === patchedBootId) {
+        // Nothing but the report time changed (the most common report): no new record, written in batches.
+        fleet.touchReport(prev, at, inventoryKnown ? collected : null)
+        return { needInventory: !inventoryKnown, installPending: pending }
+      }
       const h: HostRecord = {
         hostname,
-        ip: r.ip ?? sourceIp,
+        ip,
         nodetype: r.nodetype ?? null,
-        subfunctions,
+        subfunctions: [...subfunctions],
         swVersion: r.swVersion,
         os: r.os,
         arch: r.arch,
@@ -50,13 +70,13 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
         state: r.state,
         patchFailed: r.patchFailed,
         requiresReboot: r.requiresReboot,
-        rebootReasons: r.rebootReasons ?? [],
+        rebootReasons: [...rebootReasons],
         locked: r.locked,
-        inventoryHash: inventoryKnown ? r.inventoryHash : (prev?.inventoryHash ?? null),
+        inventoryHash,
         bootId,
         patchedBootId,
         firstSeenAt: prev?.firstSeenAt ?? new Date(now()).toISOString(),
-        lastReportAt: fleet.reportStamp()
+        lastReportAt: fleet.stamp(at)
       }
       // What the state rule reads of the record; an inventory is compared by the fleet model (digests).
       const ruleInputs = prev === undefined || prev.swVersion !== h.swVersion || prev.arch !== h.arch ||
@@ -64,24 +84,7 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
       const changed = ruleInputs || inventory !== undefined
       const stateChanged = prev === undefined || prev.state !== h.state || prev.patchFailed !== h.patchFailed || prev.requiresReboot !== h.requiresReboot ||
         prev.patchedBootId !== h.patchedBootId
-      const hadInterim = prev !== undefined && fleet.interim(prev)
-      const starts = installs.openFor(hostname)?.status === 'pending' && r.state === 'installing'
-      // stale_details bookkeeping: the report interval is the gap between reports; the inventory
-      // is as old as the agent says it is (inventoryCollectedAt), else as the report.
-      const at = Date.parse(h.lastReportAt)
-      const wasStale = prev !== undefined && fleet.stale(prev)
-      const collected = r.inventoryCollectedAt !== undefined ? Date.parse(r.inventoryCollectedAt) : at
       fleet.noteInventory(hostname, { reportAt: at, previousAt: prev === undefined ? null : Date.parse(prev.lastReportAt), inventoryAt: inventoryKnown ? collected : null })
-      const staleChanged = wasStale !== fleet.stale(h)
-      const sameRecord = prev !== undefined && !changed && !stateChanged && prev.ip === h.ip && prev.locked === h.locked &&
-        prev.inventoryHash === h.inventoryHash && sameList(prev.rebootReasons, h.rebootReasons) && prev.bootId === h.bootId &&
-        prev.os.id === h.os.id && prev.os.versionId === h.os.versionId && prev.os.prettyName === h.os.prettyName
-      if (sameRecord && !hadInterim && !starts) {
-        // Nothing but the report time changed: keep it in memory, flushed in batches.
-        fleet.touchReport(h)
-        if (staleChanged) fleet.viewChanged()
-        return { needInventory: !inventoryKnown, installPending: installs.openFor(hostname)?.status === 'pending' }
-      }
       // What the host was missing before this inventory, to remember what a patch added.
       // Analysed only where a package can be missing: otherwise it would double a full report's cost.
       const before = inventory !== undefined && prev !== undefined && fleet.mayMiss(prev) ? fleet.analysis(prev) : null
