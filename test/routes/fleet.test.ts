@@ -114,6 +114,23 @@ describe('agent reports and patch states', () => {
     expect(hosts.every((h: any) => h.allow_insvc_patching === false && h.requires_reboot === true)).toBe(true)
   })
 
+  it('counts a host caught up with an apply at its next report, unchanged or not, and keeps it so', async () => {
+    const { app } = await setup()
+    await upload(app, 'P1')
+    await report(app, 'compute-0', { driver: 'rpm', subfunctions: ['worker'], inventory: [['fix-a', '1.0', '1', 'noarch']] })
+    const interim = async (): Promise<boolean> => (await app.inject({ url: '/v1/query_hosts' })).json().data[0].interim_state
+    const before = await interim()
+    await post(app, '/v1/apply/P1')
+    const applied = await interim()
+    const first = (await report(app, 'compute-0', { driver: 'rpm', subfunctions: ['worker'] })).json()
+    const caughtUp = await interim()
+    const second = (await report(app, 'compute-0', { driver: 'rpm', subfunctions: ['worker'] })).json()
+    const still = await interim()
+
+    expect([before, applied, caughtUp, still]).toEqual([false, true, false, false])
+    expect([first, second]).toEqual([{ needInventory: false, installPending: false }, { needInventory: false, installPending: false }])
+  })
+
   it('gives each host the plan the same rule computes, and asks for the inventory when the hash changed', async () => {
     const { app } = await setup()
     await upload(app, 'P1')
