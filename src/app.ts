@@ -46,8 +46,9 @@ export interface AppDeps {
 /** Loopback callers: the only ones the local listener serves the agent API to. */
 export function isLoopbackAddress (address: string | undefined): boolean {
   if (address === undefined) return false
+  if (address === '127.0.0.1' || address === '::1') return true
   const a = address.startsWith('::ffff:') ? address.slice(7) : address
-  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a)
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a)
 }
 
 export async function buildApp (deps: AppDeps) {
@@ -67,11 +68,12 @@ export async function buildApp (deps: AppDeps) {
     await app.register(authPlugin, deps.auth)
   } else {
     // The local listener has no credentials: the agent API and payloads only for the machine itself.
-    app.addHook('onRequest', async (request, reply) => {
+    // Loopback callers are asked nothing more (every agent report passes here); synchronous.
+    app.addHook('onRequest', (request, reply, done) => {
+      if (isLoopbackAddress(request.socket.remoteAddress)) return done()
       const kind = accessOfRequest(request).kind
-      if ((kind === 'agent' || kind === 'content') && !isLoopbackAddress(request.socket.remoteAddress)) {
-        return await sendProblem(request, reply, 403, 'MPATCH_FORBIDDEN', 'The local listener serves the agent API to loopback callers only; use the authenticated listener')
-      }
+      if (kind !== 'agent' && kind !== 'content') return done()
+      sendProblem(request, reply, 403, 'MPATCH_FORBIDDEN', 'The local listener serves the agent API to loopback callers only; use the authenticated listener').catch(done)
     })
   }
   await app.register(swaggerPlugin, { ui: deps.config.MPATCH_DOCS })

@@ -21,10 +21,13 @@ export class RequestLog extends LogController {
       log.warn({ ...fieldsOf(request, reply), ...(error != null ? { err: error } : {}) }, 'request failed')
       return
     }
+    // Routine lines are info or debug: below info, nothing more to do (not even the route's kind).
+    const floor = LEVELS[log.level] ?? 0
+    if (floor > LEVELS.info) return
     const kind = accessOfRequest(request).kind
     const level = kind === 'admin' || kind === 'enroll' ? 'info' : 'debug'
     // Routine traffic is most of it: nothing is built for a line the level drops.
-    if (LEVELS[level] >= (LEVELS[log.level] ?? 0)) log[level](fieldsOf(request, reply), 'request')
+    if (LEVELS[level] >= floor) log[level](fieldsOf(request, reply), 'request')
   }
 }
 
