@@ -22,16 +22,23 @@ interface Indexed { index: InventoryIndex, duplicates: Duplicates }
 interface SharedIndex extends Indexed { refs: number }
 
 /**
- * A host's report timing, kept as numbers (ms) and changed in place: most reports change nothing
- * else, and they should cost no parse of a timestamp and no allocation. NaN: not known yet.
+ * What an agent report reads and writes of a host, in one place found by one lookup and changed
+ * in place: most reports change nothing but the report time, and they should cost no parse of a
+ * timestamp, no allocation and no more than one search of the fleet. Times in ms; NaN: not known yet.
  */
-interface Timing {
+export interface HostLive {
+  /** The stored record (null only between a new host's first timing note and its record). */
+  record: HostRecord | null
   /** The stored record's lastReportAt. */
   reportAt: number
   /** The gap between its last two reports (its report interval). */
   gap: number
   /** When its inventory was read. */
   inventoryAt: number
+  /** A full inventory was asked for and has not come (stale_details). */
+  asked: boolean
+  /** Its report time changed since the last flush (it is in the dirty list). */
+  dirty: boolean
 }
 
 export function createFleet (deps: { repos: Repos, catalog: Catalog, events: EventBus, now: () => number, ostreeTip?: (release: string) => string | null }) {
@@ -46,9 +53,8 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   const indexes = new Map<string, { key: string, share: string, entry: SharedIndex }>()
   // Per host, `name\0arch` of packages a patch is known to have added there (mirrored from host_introduced).
   const introduced = new Map<string, Set<string>>()
-  // Each host's report timing, and the hosts asked for a full inventory that have not sent it yet: stale_details.
-  const timing = new Map<string, Timing>()
-  const askedInventory = new Set<string>()
+  // Each host's record with its report timing (stale_details, interim_state, batched report times).
+  const timing = new Map<string, HostLive>()
   // Patch → when its last apply/remove happened (ms); hosts whose last report is older are pending
   // for it. The newest of them, kept: every report compares with it.
   const interimSince = new Map<string, number>()
@@ -58,7 +64,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   let stampText = ''
   const hostGen = new Map<string, number>()
   let gen = 0
-  // Hosts whose only change since the last flush is their report time (written in batches).
+  // Hosts whose only change since the last flush is their report time (written in batches; each has `dirty` set).
   const lastReportDirty = new Set<string>()
   // Bumped by every change the host views show except the passing of time.
   let version = 0
@@ -99,30 +105,26 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   /** The stored host's report time: from its timing (no parse), or read off any other record. */
   function reportMs (h: HostRecord): number {
     const t = timing.get(h.hostname)
-    return t !== undefined && hosts.get(h.hostname) === h ? t.reportAt : Date.parse(h.lastReportAt)
+    return t !== undefined && t.record === h ? t.reportAt : Date.parse(h.lastReportAt)
   }
 
-  function timingOf (hostname: string, reportAt: number): Timing {
+  function timingOf (hostname: string, reportAt: number): HostLive {
     let t = timing.get(hostname)
-    if (t === undefined) timing.set(hostname, t = { reportAt, gap: NaN, inventoryAt: NaN })
+    if (t === undefined) timing.set(hostname, t = { record: null, reportAt, gap: NaN, inventoryAt: NaN, asked: false, dirty: false })
     return t
   }
 
   /** Notes a report at `reportAt` (after one at `previousAt`, if any) that says its inventory was read at `inventoryAt` (null: not known). */
-  function noteTiming (hostname: string, t: Timing, reportAt: number, previousAt: number | null, inventoryAt: number | null): void {
+  function noteTiming (t: HostLive, reportAt: number, previousAt: number | null, inventoryAt: number | null): void {
     if (previousAt !== null) t.gap = Math.max(0, reportAt - previousAt)
-    if (inventoryAt !== null) {
-      t.inventoryAt = Math.min(inventoryAt, reportAt)
-      askedInventory.delete(hostname)
-    } else {
-      askedInventory.add(hostname)
-    }
+    if (inventoryAt !== null) t.inventoryAt = Math.min(inventoryAt, reportAt)
+    t.asked = inventoryAt === null
   }
 
   /** stale_details of a host whose report time is `reportAt`: the inventory lags the reports by over two report intervals, or a full one was asked for and has not come. */
-  function staleAt (hostname: string, t: Timing | undefined, reportAt: number): boolean {
+  function staleAt (t: HostLive | undefined, reportAt: number): boolean {
     // NaN (not known) compares false: no inventory time or no interval yet is not stale.
-    return askedInventory.has(hostname) || (t !== undefined && reportAt - t.inventoryAt > 2 * t.gap)
+    return t !== undefined && (t.asked || reportAt - t.inventoryAt > 2 * t.gap)
   }
 
   function stamp (ms: number): string {
@@ -309,10 +311,10 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       interimSince.clear()
       introduced.clear()
       timing.clear()
-      askedInventory.clear()
+      lastReportDirty.clear()
       for (const h of repos.hosts.all()) {
         hosts.set(h.hostname, h)
-        timingOf(h.hostname, Date.parse(h.lastReportAt))
+        timingOf(h.hostname, Date.parse(h.lastReportAt)).record = h
       }
       for (const [name, inv] of repos.hosts.allPackages()) {
         digests.set(name, inv.digest)
@@ -382,10 +384,15 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     held: (): HostHeld[] => [...hosts.values()].flatMap((h) => analysisOf(h).held.map((x) => ({ ...x, hostname: h.hostname }))),
 
     /** stale_details: the inventory lags the reports by over two report intervals, or a full one was asked for and has not come. */
-    stale: (h: HostRecord): boolean => staleAt(h.hostname, timing.get(h.hostname), reportMs(h)),
+    stale: (h: HostRecord): boolean => staleAt(timing.get(h.hostname), reportMs(h)),
 
     /** Whether the host has not reported since the newest apply/remove (interim_state). */
     interim: (h: HostRecord): boolean => reportMs(h) <= newestInterimAt,
+
+    /** What a report reads of a stored host, with one lookup (undefined: the host never reported). */
+    live: (hostname: string): Readonly<HostLive> | undefined => timing.get(hostname),
+    /** interim() of a host's live entry. */
+    liveInterim: (t: Readonly<HostLive>): boolean => t.reportAt <= newestInterimAt,
 
     /** Now (ms), but strictly after the newest apply/remove, so a report always counts as caught up with it. */
     reportTime: (): number => Math.max(now(), newestInterimAt + 1),
@@ -406,8 +413,13 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     put (h: HostRecord, o: { inventory?: { digest: string, packages: readonly HostPackage[] }, changed: boolean }): void {
       const inv = o.inventory
       hosts.set(h.hostname, h)
-      timingOf(h.hostname, 0).reportAt = Date.parse(h.lastReportAt)
-      lastReportDirty.delete(h.hostname)
+      const t = timingOf(h.hostname, 0)
+      t.record = h
+      t.reportAt = Date.parse(h.lastReportAt)
+      if (t.dirty) {
+        t.dirty = false
+        lastReportDirty.delete(h.hostname)
+      }
       // The same inventory again (same digest) changes nothing the rule reads.
       const sameInventory = inv !== undefined && digests.get(h.hostname) === inv.digest
       if (o.changed || (inv !== undefined && !sameInventory)) hostGen.set(h.hostname, ++gen)
@@ -419,18 +431,23 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     },
 
     /**
-     * A report at `at` that changed nothing of the stored record `h` but its time (and says its
-     * inventory was read at `inventoryAt`; null: the controller needs it): the record's time is
-     * changed in place, kept in memory and written in batches.
+     * A report at `at` that changed nothing of the stored record but its time (and says its
+     * inventory was read at `inventoryAt`; null: the controller needs it), given the host's live
+     * entry: the record's time is changed in place, kept in memory and written in batches.
      */
-    touchReport (h: HostRecord, at: number, inventoryAt: number | null): void {
-      const t = timingOf(h.hostname, reportMs(h))
-      const wasStale = staleAt(h.hostname, t, t.reportAt)
-      noteTiming(h.hostname, t, at, t.reportAt, inventoryAt)
+    touchReport (live: Readonly<HostLive>, at: number, inventoryAt: number | null): void {
+      const t = live as HostLive
+      const h = t.record
+      if (h === null) throw new Error('touchReport: the host has no stored record')
+      const wasStale = staleAt(t, t.reportAt)
+      noteTiming(t, at, t.reportAt, inventoryAt)
       t.reportAt = at
       h.lastReportAt = stamp(at)
-      lastReportDirty.add(h.hostname)
-      if (wasStale !== staleAt(h.hostname, t, at)) version++
+      if (!t.dirty) {
+        t.dirty = true
+        lastReportDirty.add(h.hostname)
+      }
+      if (wasStale !== staleAt(t, at)) version++
     },
 
     /** Something a view shows changed without a new record (stale_details turned). */
@@ -441,7 +458,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
 
     /** Records report timing for stale_details: the gap to the previous report, and whether the inventory is known (and since when). */
     noteInventory (hostname: string, o: { reportAt: number, previousAt: number | null, inventoryAt: number | null }): void {
-      noteTiming(hostname, timingOf(hostname, o.reportAt), o.reportAt, o.previousAt, o.inventoryAt)
+      noteTiming(timingOf(hostname, o.reportAt), o.reportAt, o.previousAt, o.inventoryAt)
     },
 
     /** Replaces what is known to have come with a patch on a host (the caller wrote the rows). */
@@ -455,7 +472,6 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       hosts.delete(hostname)
       introduced.delete(hostname)
       timing.delete(hostname)
-      askedInventory.delete(hostname)
       analyses.delete(hostname)
       releaseIndex(hostname)
       digests.delete(hostname)
@@ -469,10 +485,14 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       if (lastReportDirty.size === 0) return
       repos.tx(() => {
         for (const name of lastReportDirty) {
-          const h = hosts.get(name)
-          if (h !== undefined) repos.hosts.save(h)
+          const t = timing.get(name)
+          if (t?.record != null) repos.hosts.save(t.record)
         }
       })
+      for (const name of lastReportDirty) {
+        const t = timing.get(name)
+        if (t !== undefined) t.dirty = false
+      }
       lastReportDirty.clear()
     },
 

@@ -34,7 +34,8 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
      */
     report (hostname: string, r: AgentReport, sourceIp: string, wire?: WireInventory): { needInventory: boolean, installPending: boolean } {
       const inventory: readonly HostPackage[] | undefined = wire?.packages ?? r.inventory
-      const prev = fleet.get(hostname)
+      const live = fleet.live(hostname)
+      const prev = live?.record ?? undefined
       const inventoryKnown = inventory !== undefined || (prev?.inventoryHash === r.inventoryHash && fleet.hasInventory(hostname))
       const subfunctions = r.subfunctions ?? (r.nodetype != null ? [r.nodetype] : NONE)
       const rebootReasons = r.rebootReasons ?? NONE
@@ -48,14 +49,14 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
       const collected = r.inventoryCollectedAt !== undefined ? Date.parse(r.inventoryCollectedAt) : at
       const pending = installs.openFor(hostname)?.status === 'pending'
       const starts = pending && r.state === 'installing'
-      if (prev !== undefined && inventory === undefined && !starts && !fleet.interim(prev) &&
+      if (live !== undefined && prev !== undefined && inventory === undefined && !starts && !fleet.liveInterim(live) &&
         prev.ip === ip && prev.nodetype === (r.nodetype ?? null) && sameList(prev.subfunctions, subfunctions) && prev.swVersion === r.swVersion &&
         prev.os.id === r.os.id && prev.os.versionId === r.os.versionId && prev.os.prettyName === r.os.prettyName && prev.arch === r.arch &&
         prev.driver === r.driver && prev.state === r.state && prev.patchFailed === r.patchFailed && prev.requiresReboot === r.requiresReboot &&
         sameList(prev.rebootReasons, rebootReasons) && prev.locked === r.locked && prev.inventoryHash === inventoryHash &&
         prev.bootId === bootId && prev.patchedBootId === patchedBootId) {
         // Nothing but the report time changed (the most common report): no new record, written in batches.
-        fleet.touchReport(prev, at, inventoryKnown ? collected : null)
+        fleet.touchReport(live, at, inventoryKnown ? collected : null)
         return { needInventory: !inventoryKnown, installPending: pending }
       }
       const h: HostRecord = {
