@@ -27,8 +27,8 @@ interface SharedIndex extends Indexed { refs: number }
  * timestamp, no allocation and no more than one search of the fleet. Times in ms; NaN: not known yet.
  */
 export interface HostLive {
-  /** The stored record (null only between a new host's first timing note and its record). */
-  record: HostRecord | null
+  /** The stored record. */
+  record: HostRecord
   /** The stored record's lastReportAt. */
   reportAt: number
   /** The gap between its last two reports (its report interval). */
@@ -108,11 +108,17 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     return t !== undefined && t.record === h ? t.reportAt : Date.parse(h.lastReportAt)
   }
 
-  function timingOf (hostname: string, reportAt: number): HostLive {
-    let t = timing.get(hostname)
-    if (t === undefined) timing.set(hostname, t = { record: null, reportAt, gap: NaN, inventoryAt: NaN, asked: false, dirty: false })
+  /** The live entry of stored record `h` (made on first sight), pointing at `h` with its report time. */
+  function liveOf (h: HostRecord): HostLive {
+    let t = timing.get(h.hostname)
+    if (t === undefined) timing.set(h.hostname, t = { record: h, reportAt: NaN, gap: NaN, inventoryAt: NaN, asked: false, dirty: false })
+    t.record = h
+    t.reportAt = Date.parse(h.lastReportAt)
     return t
   }
+
+  /** Now (ms), but strictly after the newest apply/remove, so a report always counts as caught up with it. */
+  const reportTime = (): number => Math.max(now(), newestInterimAt + 1)
 
   /** Notes a report at `reportAt` (after one at `previousAt`, if any) that says its inventory was read at `inventoryAt` (null: not known). */
   function noteTiming (t: HostLive, reportAt: number, previousAt: number | null, inventoryAt: number | null): void {
@@ -314,14 +320,14 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       lastReportDirty.clear()
       for (const h of repos.hosts.all()) {
         hosts.set(h.hostname, h)
-        timingOf(h.hostname, Date.parse(h.lastReportAt)).record = h
+        liveOf(h)
       }
       for (const [name, inv] of repos.hosts.allPackages()) {
         digests.set(name, inv.digest)
         const h = hosts.get(name)
         if (h !== undefined) {
           useIndex(h, '0', inv.digest, () => inv.packages)
-          const t = timingOf(name, reportMs(h))
+          const t = liveOf(h)
           t.inventoryAt = t.reportAt
         }
       }
@@ -394,10 +400,9 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     /** interim() of a host's live entry. */
     liveInterim: (t: Readonly<HostLive>): boolean => t.reportAt <= newestInterimAt,
 
-    /** Now (ms), but strictly after the newest apply/remove, so a report always counts as caught up with it. */
-    reportTime: (): number => Math.max(now(), newestInterimAt + 1),
+    reportTime,
     /** reportTime() as the ISO text of a record's lastReportAt. */
-    reportStamp: (): string => stamp(Math.max(now(), newestInterimAt + 1)),
+    reportStamp: (): string => stamp(reportTime()),
     /** A report time as that ISO text. */
     stamp,
 
@@ -413,9 +418,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     put (h: HostRecord, o: { inventory?: { digest: string, packages: readonly HostPackage[] }, changed: boolean }): void {
       const inv = o.inventory
       hosts.set(h.hostname, h)
-      const t = timingOf(h.hostname, 0)
-      t.record = h
-      t.reportAt = Date.parse(h.lastReportAt)
+      const t = liveOf(h)
       if (t.dirty) {
         t.dirty = false
         lastReportDirty.delete(h.hostname)
@@ -438,7 +441,6 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     touchReport (live: Readonly<HostLive>, at: number, inventoryAt: number | null): void {
       const t = live as HostLive
       const h = t.record
-      if (h === null) throw new Error('touchReport: the host has no stored record')
       const wasStale = staleAt(t, t.reportAt)
       noteTiming(t, at, t.reportAt, inventoryAt)
       t.reportAt = at
@@ -456,9 +458,11 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     /** Forces a new analysis of the host (its introduced packages changed). */
     reanalyze (hostname: string): void { hostGen.set(hostname, ++gen) },
 
-    /** Records report timing for stale_details: the gap to the previous report, and whether the inventory is known (and since when). */
+    /** Records report timing of a stored host (after `put`) for stale_details: the gap to the previous report, and whether the inventory is known (and since when). */
     noteInventory (hostname: string, o: { reportAt: number, previousAt: number | null, inventoryAt: number | null }): void {
-      noteTiming(timingOf(hostname, o.reportAt), o.reportAt, o.previousAt, o.inventoryAt)
+      const t = timing.get(hostname)
+      if (t === undefined) throw new Error(`noteInventory: ${hostname} is not stored`)
+      noteTiming(t, o.reportAt, o.previousAt, o.inventoryAt)
     },
 
     /** Replaces what is known to have come with a patch on a host (the caller wrote the rows). */
@@ -486,7 +490,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       repos.tx(() => {
         for (const name of lastReportDirty) {
           const t = timing.get(name)
-          if (t?.record != null) repos.hosts.save(t.record)
+          if (t !== undefined) repos.hosts.save(t.record)
         }
       })
       for (const name of lastReportDirty) {

@@ -35,7 +35,8 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
     report (hostname: string, r: AgentReport, sourceIp: string, wire?: WireInventory): { needInventory: boolean, installPending: boolean } {
       const inventory: readonly HostPackage[] | undefined = wire?.packages ?? r.inventory
       const live = fleet.live(hostname)
-      const prev = live?.record ?? undefined
+      const prev = live?.record
+      const previousAt = live !== undefined ? live.reportAt : null
       const inventoryKnown = inventory !== undefined || (prev?.inventoryHash === r.inventoryHash && fleet.hasInventory(hostname))
       const subfunctions = r.subfunctions ?? (r.nodetype != null ? [r.nodetype] : NONE)
       const rebootReasons = r.rebootReasons ?? NONE
@@ -85,7 +86,6 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
       const changed = ruleInputs || inventory !== undefined
       const stateChanged = prev === undefined || prev.state !== h.state || prev.patchFailed !== h.patchFailed || prev.requiresReboot !== h.requiresReboot ||
         prev.patchedBootId !== h.patchedBootId
-      fleet.noteInventory(hostname, { reportAt: at, previousAt: prev === undefined ? null : Date.parse(prev.lastReportAt), inventoryAt: inventoryKnown ? collected : null })
       // What the host was missing before this inventory, to remember what a patch added.
       // Analysed only where a package can be missing: otherwise it would double a full report's cost.
       const before = inventory !== undefined && prev !== undefined && fleet.mayMiss(prev) ? fleet.analysis(prev) : null
@@ -108,6 +108,7 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
       // A text read and validated once stands for its packages from now on (frozen: shared).
       const packages = inventory !== undefined && wire !== undefined ? known.remember(wire.digest, inventory) : inventory
       fleet.put(h, { inventory: packages !== undefined ? { digest, packages } : undefined, changed: ruleInputs || introducedChanged })
+      fleet.noteInventory(hostname, { reportAt: at, previousAt, inventoryAt: inventoryKnown ? collected : null })
       if (event !== undefined) events.publish(event)
       if (started !== undefined) installs.announceStarted(started)
       return { needInventory: !inventoryKnown, installPending: installs.openFor(hostname)?.status === 'pending' }
