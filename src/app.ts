@@ -7,6 +7,7 @@ import errorHandler, { sendProblem } from './plugins/error-handler.js'
 import swaggerPlugin from './plugins/swagger.js'
 import corePlugin from './plugins/core.js'
 import { RequestLog } from './plugins/request-log.js'
+import { sharedSerializers } from './plugins/serializers.js'
 import etag from '@fastify/etag'
 import legacyRoutes from './routes/legacy.js'
 import healthRoutes from './routes/health.js'
@@ -56,6 +57,7 @@ export async function buildApp (deps: AppDeps) {
     ...(deps.https !== undefined ? { https: deps.https } : {}),
     ...(deps.loggerInstance !== undefined ? { loggerInstance: deps.loggerInstance } : { logger: deps.logger ?? false }),
     ajv: { customOptions: { removeAdditional: false } },
+    schemaController: { compilersFactory: { buildSerializer: sharedSerializers() } },
     requestTimeout: 0,
     bodyLimit: 1024 * 1024,
     logController: new RequestLog()
