@@ -82,12 +82,40 @@ export interface WireInventory { digest: string, packages?: readonly HostPackage
 /**
  * Known inventory texts, by digest, most recently used last; at most `maxEntries` of them and
  * `maxPackages` packages in all (the packages are shared with the hosts that report them).
+ *
+ * A package the same in several texts is one object: the inventories of a fleet differ in a few
+ * packages of their ~1,500 (one base image, a few updates or tools of their own), so 50 texts
+ * hold a few thousand objects instead of 75,000. Each shared object counts the texts holding it
+ * and leaves with the last of them.
  */
 export function createKnownInventories (opts: { maxEntries?: number, maxPackages?: number } = {}) {
   const maxEntries = opts.maxEntries ?? 64
   const maxPackages = opts.maxPackages ?? 400_000
   const known = new Map<string, readonly HostPackage[]>()
+  const shared = new Map<string, { p: HostPackage, refs: number }>()
   let packages = 0
+
+  // Every field in order (JSON: no separator a name or version could contain).
+  const keyOf = (p: HostPackage): string => JSON.stringify([p.name, p.epoch, p.version, p.release, p.arch])
+
+  function share (p: HostPackage): HostPackage {
+    const key = keyOf(p)
+    const s = shared.get(key)
+    if (s !== undefined) {
+      s.refs++
+      return s.p
+    }
+    shared.set(key, { p: Object.freeze(p), refs: 1 })
+    return p
+  }
+
+  function release (pkgs: readonly HostPackage[]): void {
+    for (const p of pkgs) {
+      const key = keyOf(p)
+      const s = shared.get(key)
+      if (s !== undefined && --s.refs === 0) shared.delete(key)
+    }
+  }
 
   return {
     /**
@@ -105,24 +133,29 @@ export function createKnownInventories (opts: { maxEntries?: number, maxPackages
       return { value: JSON.parse(split.head + '[]' + split.tail), wire: { digest, packages: pkgs } }
     },
 
-    /** Remembers what a validated text gave (frozen: reports share it from now on). */
+    /**
+     * Remembers what a validated text gave and answers the packages to keep using: frozen, and
+     * each the object other known texts already hold for it.
+     */
     remember (digest: string, pkgs: readonly HostPackage[]): readonly HostPackage[] {
       const had = known.get(digest)
       if (had !== undefined) return had
       if (pkgs.length > maxPackages) return pkgs
-      for (const p of pkgs) Object.freeze(p)
-      Object.freeze(pkgs)
-      known.set(digest, pkgs)
-      packages += pkgs.length
+      const kept = Object.freeze(pkgs.map(share))
+      known.set(digest, kept)
+      packages += kept.length
       for (const [d, old] of known) {
         if (known.size <= maxEntries && packages <= maxPackages) break
         known.delete(d)
         packages -= old.length
+        release(old)
       }
-      return pkgs
+      return kept
     },
 
-    size: (): number => known.size
+    size: (): number => known.size,
+    /** Distinct package objects the known texts hold. */
+    sharedPackages: (): number => shared.size
   }
 }
 

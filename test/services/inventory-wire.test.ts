@@ -106,6 +106,34 @@ describe('known inventory texts', () => {
     expect(() => JSON.parse(body('{"state":idle,'))).toThrow(SyntaxError)
   })
 
+  it('holds a package found in several known texts as one object, released with the last text holding it', () => {
+    const known = createKnownInventories({ maxEntries: 2 })
+    const base = (): HostPackage[] => JSON.parse(inv) as HostPackage[]
+    const textA = [...base(), { name: 'tool-a', epoch: null, version: '1', release: '1', arch: 'x86_64' }]
+    const textB = [...base(), { name: 'tool-b', epoch: null, version: '1', release: '1', arch: 'x86_64' }]
+    // Same name and version but another epoch, release or arch: other packages.
+    const textC = [{ ...pkgs[0], epoch: 0 }, { ...pkgs[1], release: '' }, { ...pkgs[0], arch: 'i686' }]
+    const a = known.remember(inventoryDigest(JSON.stringify(textA)), textA)
+    const b = known.remember(inventoryDigest(JSON.stringify(textB)), textB)
+
+    expect(a).toEqual(textA)
+    expect(b).toEqual(textB)
+    expect(b[0]).toBe(a[0])
+    expect(b[1]).toBe(a[1])
+    expect(b[2]).not.toBe(a[2])
+    expect(known.sharedPackages()).toBe(4)
+    // What a hit hands back is the shared array.
+    expect(known.parse(`{"inventory":${JSON.stringify(textB)}}`).wire?.packages).toBe(b)
+
+    // C pushes A out (B was used last): A's own package leaves, the shared ones stay for B.
+    const c = known.remember(inventoryDigest(JSON.stringify(textC)), textC)
+    expect(c).toEqual(textC)
+    expect(c.some((p) => b.includes(p))).toBe(false)
+    expect(known.size()).toBe(2)
+    expect(known.sharedPackages()).toBe(3 + 3)
+    expect(known.parse(`{"inventory":${JSON.stringify(textA)}}`).wire?.packages).toBeUndefined()
+  })
+
   it('keeps at most maxEntries texts and maxPackages packages, least recently used out first', () => {
     const known = createKnownInventories({ maxEntries: 2, maxPackages: 5 })
     const text = (n: number): string => JSON.stringify([{ ...pkgs[0], name: `p${n}` }])
