@@ -96,6 +96,7 @@ export function createHostsRepo (db: Db) {
       locked = excluded.locked, inventory_hash = excluded.inventory_hash, boot_id = excluded.boot_id,
       patched_boot_id = excluded.patched_boot_id, last_report_at = excluded.last_report_at`)
   const setState = db.prepare('UPDATE hosts SET state = ?, patch_failed = ? WHERE hostname = ?')
+  const setReportTime = db.prepare('UPDATE hosts SET last_report_at = ? WHERE hostname = ?')
   const remove = db.prepare('DELETE FROM hosts WHERE hostname = ?')
   const pkgsOf = db.prepare('SELECT i.digest, i.packages FROM host_inventories h JOIN inventories i ON i.id = h.inventory_id WHERE h.hostname = ?')
   const allInventories = db.prepare('SELECT id, digest, packages FROM inventories')
@@ -145,6 +146,10 @@ export function createHostsRepo (db: Db) {
         patched_boot_id: h.patchedBootId,
         last_report_at: h.lastReportAt
       })
+    },
+    /** Changes a stored host's last report time only (a report that changed nothing else). */
+    saveReportTime (hostname: string, lastReportAt: string): void {
+      setReportTime.run(lastReportAt, hostname)
     },
     setState (hostname: string, state: AgentState, patchFailed: boolean): void {
       setState.run(state, patchFailed ? 1 : 0, hostname)

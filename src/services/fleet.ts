@@ -490,7 +490,8 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       repos.tx(() => {
         for (const name of lastReportDirty) {
           const t = timing.get(name)
-          if (t !== undefined) repos.hosts.save(t.record)
+          // Only the time changed since the record was last saved whole (put clears the flag).
+          if (t !== undefined) repos.hosts.saveReportTime(name, t.record.lastReportAt)
         }
       })
       for (const name of lastReportDirty) {
