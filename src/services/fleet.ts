@@ -301,6 +301,23 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     return min
   }
 
+  /** Writes the report times kept in memory since the last flush, in one transaction. */
+  function flushReportTimes (): void {
+    if (lastReportDirty.size === 0) return
+    repos.tx(() => {
+      for (const name of lastReportDirty) {
+        const t = timing.get(name)
+        // Only the time changed since the record was last saved whole (put clears the flag).
+        if (t !== undefined) repos.hosts.saveReportTime(name, t.record.lastReportAt)
+      }
+    })
+    for (const name of lastReportDirty) {
+      const t = timing.get(name)
+      if (t !== undefined) t.dirty = false
+    }
+    lastReportDirty.clear()
+  }
+
   function refreshNewestInterim (): void {
     newestInterimAt = -Infinity
     for (const v of interimSince.values()) newestInterimAt = Math.max(newestInterimAt, v)
@@ -397,8 +414,6 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
 
     /** What a report reads of a stored host, with one lookup (undefined: the host never reported). */
     live: (hostname: string): Readonly<HostLive> | undefined => timing.get(hostname),
-    /** interim() of a host's live entry. */
-    liveInterim: (t: Readonly<HostLive>): boolean => t.reportAt <= newestInterimAt,
 
     reportTime,
     /** reportTime() as the ISO text of a record's lastReportAt. */
@@ -442,6 +457,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       const t = live as HostLive
       const h = t.record
       const wasStale = staleAt(t, t.reportAt)
+      const wasInterim = t.reportAt <= newestInterimAt
       noteTiming(t, at, t.reportAt, inventoryAt)
       t.reportAt = at
       h.lastReportAt = stamp(at)
@@ -449,7 +465,8 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
         t.dirty = true
         lastReportDirty.add(h.hostname)
       }
-      if (wasStale !== staleAt(t, at)) version++
+      // The host caught up with the newest apply/remove (interim_state, the patch states) or its stale_details turned.
+      if (wasInterim || wasStale !== staleAt(t, at)) version++
     },
 
     /** Something a view shows changed without a new record (stale_details turned). */
@@ -485,27 +502,15 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     },
 
     /** Writes the report times kept in memory since the last flush, in one transaction. */
-    flushReportTimes (): void {
-      if (lastReportDirty.size === 0) return
-      repos.tx(() => {
-        for (const name of lastReportDirty) {
-          const t = timing.get(name)
-          // Only the time changed since the record was last saved whole (put clears the flag).
-          if (t !== undefined) repos.hosts.saveReportTime(name, t.record.lastReportAt)
-        }
-      })
-      for (const name of lastReportDirty) {
-        const t = timing.get(name)
-        if (t !== undefined) t.dirty = false
-      }
-      lastReportDirty.clear()
-    },
+    flushReportTimes,
 
     /** Forgets interim marks every host has caught up with. */
     pruneInterim (): void {
       const oldest = oldestReport()
       const done = [...interimSince].filter(([, since]) => since < oldest).map(([id]) => id)
       if (done.length === 0) return
+      // The report times that caught up are written before the marks they end are deleted.
+      flushReportTimes()
       repos.tx(() => { for (const id of done) repos.hosts.clearInterim(id) })
       for (const id of done) interimSince.delete(id)
       refreshNewestInterim()

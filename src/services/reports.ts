@@ -50,13 +50,14 @@ export function createReports (deps: { repos: Repos, fleet: Fleet, installs: Ins
       const collected = r.inventoryCollectedAt !== undefined ? Date.parse(r.inventoryCollectedAt) : at
       const pending = installs.openFor(hostname)?.status === 'pending'
       const starts = pending && r.state === 'installing'
-      if (live !== undefined && prev !== undefined && inventory === undefined && !starts && !fleet.liveInterim(live) &&
+      if (live !== undefined && prev !== undefined && inventory === undefined && !starts &&
         prev.ip === ip && prev.nodetype === (r.nodetype ?? null) && sameList(prev.subfunctions, subfunctions) && prev.swVersion === r.swVersion &&
         prev.os.id === r.os.id && prev.os.versionId === r.os.versionId && prev.os.prettyName === r.os.prettyName && prev.arch === r.arch &&
         prev.driver === r.driver && prev.state === r.state && prev.patchFailed === r.patchFailed && prev.requiresReboot === r.requiresReboot &&
         sameList(prev.rebootReasons, rebootReasons) && prev.locked === r.locked && prev.inventoryHash === inventoryHash &&
         prev.bootId === bootId && prev.patchedBootId === patchedBootId) {
-        // Nothing but the report time changed (the most common report): no new record, written in batches.
+        // Nothing but the report time changed (the most common report, and every host's first one
+        // after an apply or remove): no new record, written in batches.
         fleet.touchReport(live, at, inventoryKnown ? collected : null)
         return { needInventory: !inventoryKnown, installPending: pending }
       }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readFile, rm } from 'node:fs/promises'
+import Database from 'better-sqlite3'
 import path from 'node:path'
 import { buildTestApp, tempDir } from '../helpers/build-app.js'
 import { cliBuild } from '../helpers/cli-build.js'
@@ -38,8 +39,8 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true })
 })
 
-async function setup () {
-  const built = await buildTestApp({ config: { MPATCH_TRUST_DIR: keys.trustDir } })
+async function setup (o: { dataDir?: string, config?: Parameters<typeof buildTestApp>[0]['config'] } = {}) {
+  const built = await buildTestApp({ dataDir: o.dataDir, config: { MPATCH_TRUST_DIR: keys.trustDir, ...o.config } })
   const { payload, headers } = multipart([
     { name: 'file', filename: path.basename(pkg.rpmA10), content: await readFile(pkg.rpmA10) },
     { name: 'file', filename: path.basename(pkg.debA10), content: await readFile(pkg.debA10) }
@@ -129,6 +130,42 @@ describe('agent reports and patch states', () => {
 
     expect([before, applied, caughtUp, still]).toEqual([false, true, false, false])
     expect([first, second]).toEqual([{ needInventory: false, installPending: false }, { needInventory: false, installPending: false }])
+  })
+
+  it('takes the catch-up reports after an apply as unchanged ones, and writes their times before the interim mark goes', async () => {
+    const dataDir = await tempDir('catch-up')
+    // Age-out (and with it the interim pruning) every 2 s; no host is silent that long here.
+    const { app } = await setup({ dataDir, config: { MPATCH_HOST_TIMEOUT_S: 4 } })
+    await upload(app, 'P1')
+    for (const h of ['compute-0', 'compute-1']) await report(app, h, { driver: 'rpm', subfunctions: ['worker'], inventory: [['fix-a', '1.0', '1', 'noarch']] })
+    const view = async (a: App): Promise<unknown> => ({
+      hosts: (await a.inject({ url: '/v1/query_hosts' })).json().data.map((h: any) => [h.hostname, h.interim_state, h.patch_current]),
+      state: (await a.inject({ url: '/v1/query' })).json().pd.P1.patchstate
+    })
+    await post(app, '/v1/apply/P1')
+    const applied = await view(app)
+    await report(app, 'compute-0', { driver: 'rpm', subfunctions: ['worker'] })
+    const one = await view(app)
+    await report(app, 'compute-1', { driver: 'rpm', subfunctions: ['worker'] })
+    const both = await view(app)
+    await new Promise((resolve) => setTimeout(resolve, 2300))
+
+    // On disk: no interim mark left, and both report times after the apply.
+    const db = new Database(path.join(dataDir, 'multios-patch.db'), { readonly: true })
+    const marks = db.prepare('SELECT count(*) AS n FROM patch_interim').get() as { n: number }
+    const times = db.prepare('SELECT hostname, last_report_at FROM hosts ORDER BY hostname').all() as Array<{ hostname: string, last_report_at: string }>
+    db.close()
+    const applyAt = (await app.inject({ url: '/api/v1/patches/P1' })).json()
+    await app.close()
+    const again = await buildTestApp({ dataDir, config: { MPATCH_TRUST_DIR: keys.trustDir } })
+
+    expect(applied).toEqual({ hosts: [['compute-0', true, false], ['compute-1', true, false]], state: 'Partial-Apply' })
+    expect(one).toEqual({ hosts: [['compute-0', false, false], ['compute-1', true, false]], state: 'Partial-Apply' })
+    expect(both).toEqual({ hosts: [['compute-0', false, false], ['compute-1', false, false]], state: 'Partial-Apply' })
+    expect(marks.n).toBe(0)
+    expect(times.map((t) => t.hostname)).toEqual(['compute-0', 'compute-1'])
+    for (const t of times) expect(Date.parse(t.last_report_at)).toBeGreaterThan(Date.parse(applyAt.updatedAt ?? applyAt.patch?.updatedAt))
+    expect(await view(again.app)).toEqual(both)
   })
 
   it('gives each host the plan the same rule computes, and asks for the inventory when the hash changed', async () => {
