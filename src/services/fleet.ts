@@ -37,8 +37,6 @@ export interface HostLive {
   inventoryAt: number
   /** A full inventory was asked for and has not come (stale_details). */
   asked: boolean
-  /** Its report time changed since the last flush (it is in the dirty list). */
-  dirty: boolean
 }
 
 export function createFleet (deps: { repos: Repos, catalog: Catalog, events: EventBus, now: () => number, ostreeTip?: (release: string) => string | null }) {
@@ -64,8 +62,8 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   let stampText = ''
   const hostGen = new Map<string, number>()
   let gen = 0
-  // Hosts whose only change since the last flush is their report time (written in batches; each has `dirty` set).
-  const lastReportDirty = new Set<string>()
+  // The live entries of hosts whose only change since the last flush is their report time (written in batches).
+  const lastReportDirty = new Set<HostLive>()
   // Bumped by every change the host views show except the passing of time.
   let version = 0
 
@@ -111,7 +109,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   /** The live entry of stored record `h` (made on first sight), pointing at `h` with its report time. */
   function liveOf (h: HostRecord): HostLive {
     let t = timing.get(h.hostname)
-    if (t === undefined) timing.set(h.hostname, t = { record: h, reportAt: NaN, gap: NaN, inventoryAt: NaN, asked: false, dirty: false })
+    if (t === undefined) timing.set(h.hostname, t = { record: h, reportAt: NaN, gap: NaN, inventoryAt: NaN, asked: false })
     t.record = h
     t.reportAt = Date.parse(h.lastReportAt)
     return t
@@ -305,16 +303,9 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
   function flushReportTimes (): void {
     if (lastReportDirty.size === 0) return
     repos.tx(() => {
-      for (const name of lastReportDirty) {
-        const t = timing.get(name)
-        // Only the time changed since the record was last saved whole (put clears the flag).
-        if (t !== undefined) repos.hosts.saveReportTime(name, t.record.lastReportAt)
-      }
+      // Only the time changed since the record was last saved whole (put takes it off the list).
+      for (const t of lastReportDirty) repos.hosts.saveReportTime(t.record.hostname, t.record.lastReportAt)
     })
-    for (const name of lastReportDirty) {
-      const t = timing.get(name)
-      if (t !== undefined) t.dirty = false
-    }
     lastReportDirty.clear()
   }
 
@@ -433,11 +424,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
     put (h: HostRecord, o: { inventory?: { digest: string, packages: readonly HostPackage[] }, changed: boolean }): void {
       const inv = o.inventory
       hosts.set(h.hostname, h)
-      const t = liveOf(h)
-      if (t.dirty) {
-        t.dirty = false
-        lastReportDirty.delete(h.hostname)
-      }
+      lastReportDirty.delete(liveOf(h))
       // The same inventory again (same digest) changes nothing the rule reads.
       const sameInventory = inv !== undefined && digests.get(h.hostname) === inv.digest
       if (o.changed || (inv !== undefined && !sameInventory)) hostGen.set(h.hostname, ++gen)
@@ -461,10 +448,7 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       noteTiming(t, at, t.reportAt, inventoryAt)
       t.reportAt = at
       h.lastReportAt = stamp(at)
-      if (!t.dirty) {
-        t.dirty = true
-        lastReportDirty.add(h.hostname)
-      }
+      lastReportDirty.add(t)
       // The host caught up with the newest apply/remove (interim_state, the patch states) or its stale_details turned.
       if (wasInterim || wasStale !== staleAt(t, at)) version++
     },
@@ -490,6 +474,8 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
 
     /** Forgets a host (the caller deleted its rows). */
     forget (hostname: string): void {
+      const t = timing.get(hostname)
+      if (t !== undefined) lastReportDirty.delete(t)
       hosts.delete(hostname)
       introduced.delete(hostname)
       timing.delete(hostname)
@@ -497,11 +483,9 @@ export function createFleet (deps: { repos: Repos, catalog: Catalog, events: Eve
       releaseIndex(hostname)
       digests.delete(hostname)
       hostGen.delete(hostname)
-      lastReportDirty.delete(hostname)
       version++
     },
 
-    /** Writes the report times kept in memory since the last flush, in one transaction. */
     flushReportTimes,
 
     /** Forgets interim marks every host has caught up with. */

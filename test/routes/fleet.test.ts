@@ -39,7 +39,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true })
 })
 
-async function setup (o: { dataDir?: string, config?: Parameters<typeof buildTestApp>[0]['config'] } = {}) {
+async function setup (o: { dataDir?: string, config?: NonNullable<Parameters<typeof buildTestApp>[0]>['config'] } = {}) {
   const built = await buildTestApp({ dataDir: o.dataDir, config: { MPATCH_TRUST_DIR: keys.trustDir, ...o.config } })
   const { payload, headers } = multipart([
     { name: 'file', filename: path.basename(pkg.rpmA10), content: await readFile(pkg.rpmA10) },
