@@ -6,7 +6,7 @@ import type { Config } from './config.js'
 import errorHandler, { sendProblem } from './plugins/error-handler.js'
 import swaggerPlugin from './plugins/swagger.js'
 import corePlugin from './plugins/core.js'
-import { RequestLog } from './plugins/request-log.js'
+import { lazyChildLogger, RequestLog } from './plugins/request-log.js'
 import { sharedSerializers } from './plugins/serializers.js'
 import etag from '@fastify/etag'
 import legacyRoutes from './routes/legacy.js'
@@ -60,7 +60,8 @@ export async function buildApp (deps: AppDeps) {
     schemaController: { compilersFactory: { buildSerializer: sharedSerializers() } },
     requestTimeout: 0,
     bodyLimit: 1024 * 1024,
-    logController: new RequestLog()
+    logController: new RequestLog(),
+    childLoggerFactory: lazyChildLogger
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Who made the request: set by the auth plugin on the authenticated listener, null on the local one.
