@@ -107,7 +107,9 @@ const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       body: ReportBody,
       response: { 200: ReportAnswer, ...errors }
     }
-  }, async (request) => reports.report(request.params.hostname, request.body, request.ip, wires.get(request)))
+  // Not async: Fastify sends what a synchronous handler returns at once, with no promise and no
+  // microtask per report (a thrown error still reaches the error handler).
+  }, (request) => reports.report(request.params.hostname, request.body, request.ip, wires.get(request)))
 
   app.get('/agents/:hostname/commands', {
     schema: {

@@ -175,6 +175,24 @@ describe('GET /metrics', () => {
     expect(fromB.families.get('nodejs_eventloop_lag_seconds')?.type).toBe('GAUGE')
   })
 
+  it('counts every report when thousands arrive between two scrapes, and keeps counting after a scrape', async () => {
+    const { app } = await buildTestApp()
+    // More than the reports waiting to be handed to prom-client at once (4,096): some are handed over before the scrape.
+    for (let i = 0; i < 10_000; i++) app.core.metrics.agentReport(i % 4 === 0 ? 0.2 : 0.0005, i % 10 === 0 ? 503 : 200)
+    const first = await scrape(app)
+    for (let i = 0; i < 3; i++) app.core.metrics.agentReport(3, 200)
+    const second = await scrape(app)
+
+    const histogram = (s: typeof first) => {
+      const m = s.families.get('mpatch_agent_report_duration_seconds')?.metrics[0]
+      return { count: m?.count, sum: Number(m?.sum).toFixed(3), le1ms: m?.buckets?.['0.001'], le250ms: m?.buckets?.['0.25'], le5s: m?.buckets?.['5'] }
+    }
+    expect(samples(first.families.get('mpatch_agent_reports_total'), ['code'])).toEqual({ 'code=200': 9000, 'code=503': 1000 })
+    expect(histogram(first)).toEqual({ count: '10000', sum: (2500 * 0.2 + 7500 * 0.0005).toFixed(3), le1ms: '7500', le250ms: '10000', le5s: '10000' })
+    expect(samples(second.families.get('mpatch_agent_reports_total'), ['code'])).toEqual({ 'code=200': 9003, 'code=503': 1000 })
+    expect(histogram(second)).toEqual({ count: '10003', sum: (2500 * 0.2 + 7500 * 0.0005 + 9).toFixed(3), le1ms: '7500', le250ms: '10000', le5s: '10003' })
+  })
+
   it('shows the mutation queue depth: queued and running state changes', async () => {
     const { app } = await buildTestApp()
     let release = (): void => {}
