@@ -11,6 +11,8 @@ export interface LoadOptions {
   seconds?: number
   amount?: number
   connections: number
+  /** Requests per second across all connections (default: as fast as answers come). */
+  rate?: number
   method?: 'GET' | 'POST'
   /** The path (and body) of the n-th request (default: the URL's own, with `body`). */
   requestOf?: (n: number) => { path: string, body?: string }
@@ -24,6 +26,7 @@ export async function load (url: string, o: LoadOptions): Promise<LoadResult> {
   const result = await autocannon({
     url,
     connections: o.connections,
+    ...(o.rate !== undefined ? { overallRate: o.rate } : {}),
     ...(o.amount !== undefined ? { amount: o.amount } : { duration: o.seconds ?? 1 }),
     method: o.method ?? 'GET',
     headers: (o.method ?? 'GET') === 'POST' ? { 'content-type': 'application/json' } : {},
