@@ -7,7 +7,8 @@ import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyR
 import { accessOfRequest } from '../auth/access.js'
 import pino, { type Bindings, type ChildLoggerOptions } from 'pino'
 
-const LEVELS: Record<string, number> = pino.levels.values
+/** Level values; 'silent' (not among pino's values) lets nothing through. */
+const LEVELS: Record<string, number> = { ...pino.levels.values, silent: Infinity }
 
 export class RequestLog extends LogController {
   override incomingRequest (): void {}

@@ -39,6 +39,12 @@ describe('request loggers', () => {
     expect([children(), lines]).toEqual([0, []])
   })
 
+  it('makes none either at level silent, whatever the request writes', async () => {
+    const { app, lines, children } = await appWith('silent')
+    expect((await app.inject({ url: '/error-line' })).json()).toEqual({ level: 'silent' })
+    expect([children(), lines]).toEqual([0, []])
+  })
+
   it('writes a line with the reqId binding once something is logged, and reports the level', async () => {
     const { app, lines, children } = await appWith('info')
     const res = await app.inject({ url: '/error-line' })
